@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Benchmarks, with their targets. Figures only; nothing here asserts.
+#
+#   exec: on one container running `/bin/true` (a static binary), median wall time of
+#         `dlx exec`, the scripted `docker inspect` + `nsenter -a` pipeline, and
+#         `docker exec`; and dlx's peak RSS.
+#         Targets: dlx <= 1/2 of the pipeline, <= 1/10 of docker exec, RSS < 20 MiB.
+#   build: warm-cache `dlx build static:nonroot` (< 0.5 s) and `cc:nonroot` (< 2 s);
+#         a cold debian12 static:nonroot build (empty cache: indexes, debs,
+#         assembly) against apt's own cold `update` + `download` of the same
+#         packages (target: dlx <= apt); image sizes beside upstream's (static about
+#         2 MiB); dlx build's peak RSS (< 150 MiB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+require_root
+ensure_packages gcc libc6-dev util-linux time apt
+ensure_engine
+
+RUNS=${RUNS:-40}
+build_dlx
+
+work=$(mktemp -d)
+trap 'docker rm -f dlx-bench >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+gcc -static -O2 -o "$work/probe" tests/fixtures/probe.c
+mkdir -p "$work/root/bin"
+cp "$work/probe" "$work/root/probe"
+cp "$work/probe" "$work/root/bin/true"
+tar -C "$work/root" -cf "$work/root.tar" .
+docker import -c 'ENTRYPOINT ["/probe", "sleep"]' "$work/root.tar" dlx-bench/true:latest >/dev/null
+docker rm -f dlx-bench >/dev/null 2>&1 || true
+docker run -d --name dlx-bench dlx-bench/true:latest >/dev/null
+
+# median_ms CMD...: run CMD $RUNS times (after 3 warm-ups), print the median in ms.
+median_ms() {
+  python3 - "$RUNS" "$@" <<'PY'
+import statistics, subprocess, sys, time
+runs, cmd = int(sys.argv[1]), sys.argv[2:]
+for _ in range(3):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+times = []
+for _ in range(runs):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    times.append((time.perf_counter() - t) * 1000)
+print(f"{statistics.median(times):.2f}")
+PY
+}
+
+step "exec: $RUNS runs each of /bin/true in one container"
+dlx_ms=$(median_ms "$DLX" exec dlx-bench -- /bin/true)
+pipe_ms=$(median_ms sh -c 'nsenter -t "$(docker inspect -f "{{.State.Pid}}" dlx-bench)" -a /bin/true')
+docker_ms=$(median_ms docker exec dlx-bench /bin/true)
+rss_kib=$(/usr/bin/time -f %M "$DLX" exec dlx-bench -- /bin/true 2>&1 >/dev/null | tail -n 1)
+
+python3 - "$dlx_ms" "$pipe_ms" "$docker_ms" "$rss_kib" <<'PY'
+import sys
+dlx, pipe, docker, rss = (float(x) for x in sys.argv[1:])
+def row(name, value, target, ok):
+    print(f"{name:<44} {value:>10} {target:>22}  {'ok' if ok else 'MISSED'}")
+print(f"{'measure':<44} {'value':>10} {'target':>22}")
+row("dlx exec /bin/true (median)", f"{dlx:.2f} ms", "", True)
+row("docker inspect + nsenter -a (median)", f"{pipe:.2f} ms", "", True)
+row("docker exec (median)", f"{docker:.2f} ms", "", True)
+row("dlx / pipeline", f"{dlx / pipe:.2f}", "<= 0.50", dlx / pipe <= 0.5)
+row("dlx / docker exec", f"{dlx / docker:.3f}", "<= 0.10", dlx / docker <= 0.1)
+row("dlx peak RSS", f"{rss / 1024:.1f} MiB", "< 20 MiB", rss / 1024 < 20)
+PY
+
+step "build: warm cache (each built once first)"
+out=$work/out
+"$DLX" build static:nonroot --output "oci:$out/warm-static" >/dev/null
+"$DLX" build cc:nonroot --output "oci:$out/warm-cc" >/dev/null
+static_ms=$(median_ms "$DLX" -q build static:nonroot --output "oci:$out/static")
+cc_ms=$(median_ms "$DLX" -q build cc:nonroot --output "oci:$out/cc")
+build_rss=$(/usr/bin/time -f %M "$DLX" -q build cc:nonroot --output "oci:$out/cc-rss" 2>&1 >/dev/null | tail -n 1)
+
+step "build: cold, debian12 static:nonroot, against apt-get update + download"
+cold=$work/cold
+mkdir -p "$cold/dlx" "$cold/apt/lists/partial" "$cold/apt/archives/partial" "$cold/debs"
+t0=$(date +%s.%N)
+DLX_CACHE_DIR=$cold/dlx "$DLX" -q build static:nonroot --distro debian12 --output "oci:$cold/image" >/dev/null
+t1=$(date +%s.%N)
+# apt with the same three suites dlx reads, and nothing else of the host's.
+mirror=http://deb.debian.org
+cat > "$cold/apt/sources.list" <<SRC
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror/debian bookworm main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror/debian bookworm-updates main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror/debian-security bookworm-security main
+SRC
+aptopts=(-o "Dir::Etc::SourceList=$cold/apt/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+  -o "Dir::State::Lists=$cold/apt/lists" -o "Dir::Cache::Archives=$cold/apt/archives" -o "Debug::NoLocking=1")
+apt-get "${aptopts[@]}" -qq update
+(cd "$cold/debs" && apt-get "${aptopts[@]}" -qq download base-files netbase tzdata media-types ca-certificates)
+t2=$(date +%s.%N)
+
+# Compressed size of an OCI layout's image (sum of its layer blobs) in MiB.
+layers_mib() {
+  python3 - "$1" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+index = json.load(open(os.path.join(root, "index.json")))
+def blob(d): return os.path.join(root, "blobs", *d["digest"].split(":"))
+manifest = json.load(open(blob(index["manifests"][0])))
+print(f"{sum(l['size'] for l in manifest['layers']) / 2**20:.2f}")
+PY
+}
+static_mib=$(layers_mib "$out/static")
+cc_mib=$(layers_mib "$out/cc")
+# What `docker images` shows (uncompressed), the figure upstream's "about 2 MiB" is.
+"$DLX" -q build static:nonroot -t dlx-bench/static:nonroot >/dev/null
+static_engine_mib=$(docker image inspect -f '{{.Size}}' dlx-bench/static:nonroot | awk '{printf "%.2f", $1 / 1048576}')
+
+python3 - "$static_ms" "$cc_ms" "$t0" "$t1" "$t2" "$static_mib" "$cc_mib" "$build_rss" "$static_engine_mib" <<'PY'
+import sys
+static, cc, t0, t1, t2, smib, cmib, rss, semib = (float(x) for x in sys.argv[1:])
+dlx_cold, apt_cold = t1 - t0, t2 - t1
+def row(name, value, target, ok):
+    print(f"{name:<44} {value:>10} {target:>22}  {'ok' if ok else 'MISSED'}")
+print(f"{'measure':<44} {'value':>10} {'target':>22}")
+row("build static:nonroot, warm (median)", f"{static / 1000:.3f} s", "< 0.5 s", static < 500)
+row("build cc:nonroot, warm (median)", f"{cc / 1000:.3f} s", "< 2 s", cc < 2000)
+row("cold debian12 static:nonroot, dlx build", f"{dlx_cold:.2f} s", "", True)
+row("cold apt-get update + download (same debs)", f"{apt_cold:.2f} s", "", True)
+row("dlx cold / apt cold", f"{dlx_cold / apt_cold:.2f}", "<= 1.00", dlx_cold <= apt_cold)
+row("static:nonroot in the engine (uncompressed)", f"{semib:.2f} MiB", "about 2 MiB upstream", abs(semib - 2) < 1)
+row("static:nonroot compressed layers", f"{smib:.2f} MiB", "", True)
+row("cc:nonroot compressed layers", f"{cmib:.2f} MiB", "", True)
+row("dlx build cc:nonroot peak RSS", f"{rss / 1024:.1f} MiB", "< 150 MiB", rss / 1024 < 150)
+PY

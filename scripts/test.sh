@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole suite, on any machine: installs what a fresh Debian host lacks (a Docker
+# engine, a static C toolchain for the test fixtures), starts the engine when none
+# answers, then runs the CI gates and every test.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh exec       only tests whose name contains "exec"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+require_root
+ensure_packages gcc libc6-dev g++ libssl-dev util-linux tar tmux skopeo umoci docker-registry
+ensure_engine
+
+step "cargo fmt --check"
+cargo fmt --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+step "cargo test"
+cargo test --locked --all-targets -- "$@"

@@ -1,0 +1,388 @@
+//! Package selection over the merged indexes of a distro's suites.
+//!
+//! Every name has one candidate: its highest version across all suites (ties go to the
+//! earlier suite, i.e. the release before updates before security). [`Index::select`]
+//! takes an exact list of names with no dependencies, as the core distroless tiers do.
+//! [`Index::resolve`] adds the closure over `Pre-Depends` and `Depends`: a group already
+//! satisfied by a chosen package is skipped; otherwise alternatives are tried left to right
+//! and the first resolvable one wins; a name with no real package that satisfies the
+//! relation falls back to packages that `Provides` it (a real package of that name always
+//! wins). `Recommends`, `Suggests`, `Conflicts` and `Breaks` are not consulted.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::packages::{Entry, IndexError, Package};
+use super::relation::{self, Dependency, RelationError};
+use super::version;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("package {name} is not in the {scope}\nhint: check the spelling; `apt-cache policy {name}` on a debian host shows where it lives")]
+    Unknown { name: String, scope: String },
+    #[error("cannot satisfy {package} {version}'s dependency {relation} in the {scope}")]
+    Unsatisfiable {
+        package: String,
+        version: String,
+        relation: String,
+        scope: String,
+    },
+    #[error("package {name} is needed at {wanted} but {chosen} was already chosen")]
+    Conflict {
+        name: String,
+        chosen: String,
+        wanted: String,
+    },
+    #[error(transparent)]
+    Record(#[from] IndexError),
+    #[error("package {package} {version} has an unreadable {field} field: {source}")]
+    Relation {
+        package: String,
+        version: String,
+        field: &'static str,
+        #[source]
+        source: RelationError,
+    },
+}
+
+/// A provided name: who provides it and at which version (unversioned when `None`).
+#[derive(Debug, Clone)]
+struct Provider {
+    name: String,
+    version: Option<String>,
+    priority: u8,
+}
+
+/// All packages of a set of suites, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    /// Candidates per name, highest version first.
+    by_name: HashMap<String, Vec<Entry>>,
+    /// Provided name → providers (only the chosen version of each package provides).
+    provides: HashMap<String, Vec<Provider>>,
+    /// Words for error messages, e.g. "debian13 amd64 index (trixie, ...)".
+    scope: String,
+}
+
+fn priority_rank(e: &Entry) -> u8 {
+    match e.priority.as_deref() {
+        Some("required") => 0,
+        Some("important") => 1,
+        Some("standard") => 2,
+        Some("optional") => 3,
+        _ => 4,
+    }
+}
+
+impl Index {
+    /// Build from index entries listed in suite order (earlier suites win version ties).
+    pub fn new(entries: impl IntoIterator<Item = Entry>, scope: String) -> Index {
+        let mut by_name: HashMap<String, Vec<Entry>> = HashMap::new();
+        for e in entries {
+            match by_name.get_mut(&e.name) {
+                Some(v) => v.push(e),
+                None => {
+                    by_name.insert(e.name.clone(), vec![e]);
+                }
+            }
+        }
+        for v in by_name.values_mut().filter(|v| v.len() > 1) {
+            // Stable: equal versions keep suite order.
+            v.sort_by(|a, b| version::compare(&b.version, &a.version));
+        }
+        let mut provides: HashMap<String, Vec<Provider>> = HashMap::new();
+        for cands in by_name.values() {
+            let best = &cands[0];
+            let Some(text) = &best.provides else {
+                continue;
+            };
+            // A malformed Provides only loses that package's virtual names.
+            let Ok(rels) = relation::parse(text) else {
+                tracing::debug!(package = %best.name, "unreadable Provides ignored");
+                continue;
+            };
+            for dep in rels.into_iter().flatten() {
+                provides.entry(dep.name).or_default().push(Provider {
+                    name: best.name.clone(),
+                    version: dep.version.map(|(_, v)| v),
+                    priority: priority_rank(best),
+                });
+            }
+        }
+        for v in provides.values_mut() {
+            v.sort_by(|a, b| {
+                a.priority
+                    .cmp(&b.priority)
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+        }
+        Index {
+            by_name,
+            provides,
+            scope,
+        }
+    }
+
+    /// Build from full records (a lock's packages, tests).
+    pub fn from_packages(packages: &[Package], scope: String) -> Index {
+        Index::new(packages.iter().map(Entry::from_package), scope)
+    }
+
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// The chosen version of `name`: the highest across suites.
+    pub fn candidate(&self, name: &str) -> Option<&Entry> {
+        self.by_name.get(name).and_then(|v| v.first())
+    }
+
+    /// Every version of `name` in the index, highest first.
+    pub fn versions(&self, name: &str) -> &[Entry] {
+        self.by_name.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Number of distinct package names.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The exact packages named, in the order given; no dependencies.
+    pub fn select(&self, names: &[&str]) -> Result<Vec<Package>, ResolveError> {
+        names
+            .iter()
+            .map(|n| {
+                Ok(self
+                    .candidate(n)
+                    .ok_or_else(|| self.unknown(n))?
+                    .package()?)
+            })
+            .collect()
+    }
+
+    fn unknown(&self, name: &str) -> ResolveError {
+        ResolveError::Unknown {
+            name: name.to_string(),
+            scope: self.scope.clone(),
+        }
+    }
+
+    /// A package satisfying `dep`: the highest real version that fits, else the first
+    /// provider (by priority, then name) whose provided version fits.
+    fn pick(&self, dep: &Dependency) -> Option<&Entry> {
+        if let Some(p) = self
+            .versions(&dep.name)
+            .iter()
+            .find(|p| dep.accepts(Some(&p.version)))
+        {
+            return Some(p);
+        }
+        self.provides
+            .get(&dep.name)?
+            .iter()
+            .filter(|prov| dep.accepts(prov.version.as_deref()))
+            .find_map(|prov| self.candidate(&prov.name))
+    }
+
+    /// The named packages and everything they Pre-Depend or Depend on, for `arch`,
+    /// sorted by name. A name with no real package resolves through its providers.
+    pub fn resolve(&self, names: &[&str], arch: &str) -> Result<Vec<Package>, ResolveError> {
+        let mut chosen: BTreeMap<String, Package> = BTreeMap::new();
+        // Provided name → versions provided by chosen packages.
+        let mut provided: HashMap<String, Vec<Option<String>>> = HashMap::new();
+        let mut queue = VecDeque::new();
+
+        let add = |p: &Package,
+                   chosen: &mut BTreeMap<String, Package>,
+                   provided: &mut HashMap<String, Vec<Option<String>>>,
+                   queue: &mut VecDeque<Package>|
+         -> Result<(), ResolveError> {
+            if let Some(have) = chosen.get(&p.name) {
+                if have.version != p.version {
+                    return Err(ResolveError::Conflict {
+                        name: p.name.clone(),
+                        chosen: have.version.clone(),
+                        wanted: p.version.clone(),
+                    });
+                }
+                return Ok(());
+            }
+            if let Some(text) = p.paragraph.get("Provides") {
+                let rels = relation::parse(text).map_err(|source| ResolveError::Relation {
+                    package: p.name.clone(),
+                    version: p.version.clone(),
+                    field: "Provides",
+                    source,
+                })?;
+                for d in rels.into_iter().flatten() {
+                    provided
+                        .entry(d.name)
+                        .or_default()
+                        .push(d.version.map(|(_, v)| v));
+                }
+            }
+            chosen.insert(p.name.clone(), p.clone());
+            queue.push_back(p.clone());
+            Ok(())
+        };
+
+        for name in names {
+            let dep = Dependency {
+                name: name.to_string(),
+                arch_qualifier: None,
+                version: None,
+                arches: Vec::new(),
+            };
+            let p = self.pick(&dep).ok_or_else(|| self.unknown(name))?;
+            add(&p.package()?, &mut chosen, &mut provided, &mut queue)?;
+        }
+
+        while let Some(pkg) = queue.pop_front() {
+            for field in ["Pre-Depends", "Depends"] {
+                let Some(text) = pkg.paragraph.get(field) else {
+                    continue;
+                };
+                let groups = relation::parse(text).map_err(|source| ResolveError::Relation {
+                    package: pkg.name.clone(),
+                    version: pkg.version.clone(),
+                    field,
+                    source,
+                })?;
+                for group in groups {
+                    let alts: Vec<&Dependency> =
+                        group.iter().filter(|d| d.applies_to(arch)).collect();
+                    if alts.is_empty() {
+                        continue;
+                    }
+                    let satisfied = alts.iter().any(|d| {
+                        chosen
+                            .get(&d.name)
+                            .is_some_and(|p| d.accepts(Some(&p.version)))
+                            || provided
+                                .get(&d.name)
+                                .is_some_and(|vs| vs.iter().any(|v| d.accepts(v.as_deref())))
+                    });
+                    if satisfied {
+                        continue;
+                    }
+                    let Some(p) = alts.iter().find_map(|d| self.pick(d)) else {
+                        return Err(ResolveError::Unsatisfiable {
+                            package: pkg.name.clone(),
+                            version: pkg.version.clone(),
+                            relation: alts
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(" | "),
+                            scope: self.scope.clone(),
+                        });
+                    };
+                    tracing::debug!(from = %pkg.name, picked = %p.name, version = %p.version, "dependency");
+                    add(&p.package()?, &mut chosen, &mut provided, &mut queue)?;
+                }
+            }
+        }
+        Ok(chosen.into_values().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apt::packages;
+
+    fn index(text: &str) -> Index {
+        // Two "suites": the second paragraph set stands for updates.
+        let mut all = Vec::new();
+        for (i, part) in text.split("=====\n").enumerate() {
+            let suite = if i == 0 { "trixie" } else { "trixie-updates" };
+            all.extend(packages::parse(part, suite, "test").unwrap());
+        }
+        Index::from_packages(&all, "test index".into())
+    }
+
+    fn para(name: &str, version: &str, extra: &str) -> String {
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: amd64\n{extra}Filename: pool/{name}_{version}.deb\nSize: 1\nSHA256: {}\n\n",
+            "0".repeat(64)
+        )
+    }
+
+    fn names(p: &[Package]) -> Vec<String> {
+        p.iter()
+            .map(|p| format!("{}={}", p.name, p.version))
+            .collect()
+    }
+
+    #[test]
+    fn highest_version_across_suites_wins() {
+        let ix = index(&format!(
+            "{}{}=====\n{}",
+            para("libc6", "2.41-12", ""),
+            para("tzdata", "2025b-4", ""),
+            para("libc6", "2.41-12+deb13u1", "")
+        ));
+        let sel = ix.select(&["tzdata", "libc6"]).unwrap();
+        assert_eq!(names(&sel), ["tzdata=2025b-4", "libc6=2.41-12+deb13u1"]);
+        assert_eq!(sel[1].suite, "trixie-updates");
+        let e = ix.select(&["nope"]).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("package nope is not in the test index"));
+    }
+
+    #[test]
+    fn closure_alternatives_virtuals_and_versions() {
+        let ix = index(&format!(
+            "{}{}{}{}{}{}{}{}",
+            para("base-files", "13", "Pre-Depends: awk\n"),
+            para("mawk", "1.3", "Provides: awk\nPriority: required\n"),
+            para("gawk", "5", "Provides: awk\nPriority: optional\n"),
+            para(
+                "app",
+                "1",
+                "Depends: missing | libfoo (>= 2), libc6 (>= 2.36), tiny [arm64]\n"
+            ),
+            para("libfoo", "1", ""),
+            para("libfoo-new", "2", "Provides: libfoo (= 2)\n"),
+            para("libc6", "2.41", "Depends: libgcc-s1\nRecommends: nope\n"),
+            para("libgcc-s1", "14", "Depends: libc6 (>= 2.35)\n"),
+        ));
+        let r = ix.resolve(&["base-files", "app"], "amd64").unwrap();
+        assert_eq!(
+            names(&r),
+            [
+                "app=1",
+                "base-files=13",
+                "libc6=2.41",
+                "libfoo-new=2",
+                "libgcc-s1=14",
+                "mawk=1.3"
+            ]
+        );
+        // The real package wins over a provider of the same name.
+        let ix2 = index(&format!(
+            "{}{}{}",
+            para("x", "1", "Depends: awk\n"),
+            para("awk", "1", ""),
+            para("mawk", "1", "Provides: awk\nPriority: required\n"),
+        ));
+        assert_eq!(
+            names(&ix2.resolve(&["x"], "amd64").unwrap()),
+            ["awk=1", "x=1"]
+        );
+    }
+
+    #[test]
+    fn unsatisfiable_names_the_relation() {
+        let ix = index(&para("app", "1", "Depends: libc6 (>= 9)\n"));
+        let e = ix.resolve(&["app"], "amd64").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot satisfy app 1's dependency libc6 (>= 9) in the test index"
+        );
+    }
+}

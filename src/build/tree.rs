@@ -1,0 +1,307 @@
+//! The image's merged file tree (what a container will see: later layers win),
+//! kept while layers are written, and the ELF check for `--add` binaries: the
+//! program interpreter (PT_INTERP) and every DT_NEEDED library must resolve, through
+//! symlinks, to files that are actually in the image's layers.
+
+use std::collections::BTreeMap;
+
+use crate::oci::{Entry, Kind};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir,
+    File,
+    Symlink(String),
+    Hardlink(String),
+}
+
+/// Merged view of all layers written so far.
+#[derive(Debug, Default, Clone)]
+pub struct Tree {
+    nodes: BTreeMap<String, Node>,
+}
+
+/// Normalise a tar path (`./usr/lib/`) to an absolute one (`/usr/lib`).
+fn normalise(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+impl Tree {
+    /// Record a layer entry.
+    pub fn add(&mut self, entry: &Entry) {
+        let path = normalise(&entry.path);
+        let node = match &entry.kind {
+            Kind::Dir => Node::Dir,
+            Kind::File(_) => Node::File,
+            Kind::Symlink(t) => Node::Symlink(t.clone()),
+            Kind::Hardlink(t) => Node::Hardlink(normalise(t)),
+        };
+        self.nodes.insert(path, node);
+    }
+
+    /// Whether `path` exists (following symlinks) as anything.
+    pub fn exists(&self, path: &str) -> bool {
+        self.resolve(path).is_some()
+    }
+
+    /// Whether `path` resolves to a regular file.
+    pub fn is_file(&self, path: &str) -> bool {
+        matches!(self.resolve(path), Some((_, Node::File)))
+    }
+
+    fn has_children(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.nodes
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+
+    /// The path `path` resolves to, following symlinks, if it exists.
+    pub fn canonical(&self, path: &str) -> Option<String> {
+        self.resolve(path)
+            .map(|(p, _)| if p.is_empty() { "/".to_string() } else { p })
+    }
+
+    /// Whether `path` itself (its last component not followed) is a symlink.
+    pub fn is_symlink(&self, path: &str) -> bool {
+        matches!(self.nodes.get(&normalise(path)), Some(Node::Symlink(_)))
+    }
+
+    /// Names directly inside the directory `dir` (an absolute, canonical path).
+    pub fn list(&self, dir: &str) -> Vec<String> {
+        let prefix = if dir == "/" {
+            "/".to_string()
+        } else {
+            format!("{dir}/")
+        };
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(k, _)| {
+                let rest = &k[prefix.len()..];
+                (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string())
+            })
+            .collect()
+    }
+
+    /// Follow symlinks in every component of `path`; the final path and node.
+    fn resolve(&self, path: &str) -> Option<(String, Node)> {
+        let mut pending: Vec<String> = normalise(path)
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .rev()
+            .map(str::to_string)
+            .collect();
+        let mut current = String::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            if part == ".." {
+                if let Some(at) = current.rfind('/') {
+                    current.truncate(at);
+                }
+                continue;
+            }
+            let candidate = format!("{current}/{part}");
+            let node = match self.nodes.get(&candidate) {
+                Some(node) => node,
+                // parents that no layer lists explicitly still exist when they have children
+                None if self.has_children(&candidate) => &Node::Dir,
+                None => return None,
+            };
+            match node {
+                Node::Symlink(target) => {
+                    hops += 1;
+                    if hops > 40 {
+                        return None;
+                    }
+                    if target.starts_with('/') {
+                        current.clear();
+                    }
+                    for p in target
+                        .split('/')
+                        .filter(|p| !p.is_empty() && *p != ".")
+                        .rev()
+                    {
+                        pending.push(p.to_string());
+                    }
+                }
+                Node::Hardlink(target) => {
+                    hops += 1;
+                    if hops > 40 {
+                        return None;
+                    }
+                    current.clear();
+                    for p in target.split('/').filter(|p| !p.is_empty()).rev() {
+                        pending.push(p.to_string());
+                    }
+                }
+                _ => current = candidate,
+            }
+        }
+        let node = if current.is_empty() {
+            Node::Dir
+        } else {
+            self.nodes.get(&current).cloned().unwrap_or(Node::Dir)
+        };
+        Some((current, node))
+    }
+}
+
+/// Why an added binary cannot run in the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElfProblem {
+    /// Not an ELF file at all (scripts need an interpreter the image lacks too).
+    NotElf,
+    /// Built for another machine than the image.
+    WrongArch { binary: String, image: String },
+    /// The program interpreter (dynamic loader) and/or DT_NEEDED libraries are not
+    /// found in the image.
+    Missing {
+        interpreter: Option<String>,
+        libraries: Vec<String>,
+    },
+}
+
+/// Machine names for the Debian architectures dlx builds.
+fn machine_of(arch: &str) -> Option<u16> {
+    use goblin::elf::header::*;
+    Some(match arch {
+        "amd64" => EM_X86_64,
+        "arm64" => EM_AARCH64,
+        "armhf" | "armel" => EM_ARM,
+        "i386" => EM_386,
+        "ppc64el" => EM_PPC64,
+        "s390x" => EM_S390,
+        "riscv64" => EM_RISCV,
+        _ => return None,
+    })
+}
+
+/// The multiarch triplet directory for a Debian architecture.
+pub fn triplet(arch: &str) -> &'static str {
+    match arch {
+        "amd64" => "x86_64-linux-gnu",
+        "arm64" => "aarch64-linux-gnu",
+        "armhf" => "arm-linux-gnueabihf",
+        "armel" => "arm-linux-gnueabi",
+        "i386" => "i386-linux-gnu",
+        "ppc64el" => "powerpc64le-linux-gnu",
+        "s390x" => "s390x-linux-gnu",
+        "riscv64" => "riscv64-linux-gnu",
+        _ => "",
+    }
+}
+
+/// Check an ELF binary against the image tree for Debian architecture `arch`.
+/// Returns the names missing (loader first), or `Ok` when it can run.
+pub fn check_elf(bytes: &[u8], tree: &Tree, arch: &str) -> Result<(), ElfProblem> {
+    let elf = goblin::elf::Elf::parse(bytes).map_err(|_| ElfProblem::NotElf)?;
+    if let Some(machine) = machine_of(arch) {
+        if elf.header.e_machine != machine {
+            return Err(ElfProblem::WrongArch {
+                binary: goblin::elf::header::machine_to_str(elf.header.e_machine).to_string(),
+                image: arch.to_string(),
+            });
+        }
+    }
+    let interpreter = elf
+        .interpreter
+        .filter(|interp| !tree.is_file(interp))
+        .map(str::to_string);
+    let dirs = [
+        format!("/lib/{}", triplet(arch)),
+        format!("/usr/lib/{}", triplet(arch)),
+        "/lib".to_string(),
+        "/usr/lib".to_string(),
+        "/lib64".to_string(),
+        "/usr/lib64".to_string(),
+    ];
+    let runpaths: Vec<&str> = elf
+        .runpaths
+        .iter()
+        .chain(elf.rpaths.iter())
+        .copied()
+        .collect();
+    let missing: Vec<String> = elf
+        .libraries
+        .iter()
+        .filter(|lib| {
+            if lib.contains('/') {
+                return !tree.is_file(lib);
+            }
+            let found_in = |dir: &str| tree.is_file(&format!("{dir}/{lib}"));
+            !(runpaths.iter().flat_map(|r| r.split(':')).any(found_in)
+                || dirs.iter().any(|d| found_in(d)))
+        })
+        .map(|s| s.to_string())
+        .collect();
+    if missing.is_empty() && interpreter.is_none() {
+        Ok(())
+    } else {
+        Err(ElfProblem::Missing {
+            interpreter,
+            libraries: missing,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(entries: &[Entry]) -> Tree {
+        let mut t = Tree::default();
+        for e in entries {
+            t.add(e);
+        }
+        t
+    }
+
+    #[test]
+    fn resolves_usr_merge_symlinks_and_relative_links() {
+        let t = tree(&[
+            Entry::dir("./", 0o755, 0),
+            Entry::symlink("./lib64", "usr/lib64", 0),
+            Entry::dir("./usr/lib64/", 0o755, 0),
+            Entry::symlink(
+                "./usr/lib64/ld-linux-x86-64.so.2",
+                "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                0,
+            ),
+            Entry::file(
+                "./usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                0o755,
+                0,
+                vec![],
+            ),
+        ]);
+        assert!(t.is_file("/lib64/ld-linux-x86-64.so.2"));
+        assert!(!t.is_file("/lib64/ld-missing.so"));
+        assert!(t.exists("/usr/lib64"));
+    }
+
+    #[test]
+    fn symlink_loops_do_not_hang() {
+        let t = tree(&[Entry::symlink("./a", "b", 0), Entry::symlink("./b", "a", 0)]);
+        assert!(!t.exists("/a"));
+    }
+
+    #[test]
+    fn non_elf_is_reported() {
+        assert_eq!(
+            check_elf(b"#!/bin/sh\n", &Tree::default(), "amd64"),
+            Err(ElfProblem::NotElf)
+        );
+    }
+}

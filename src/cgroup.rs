@@ -1,0 +1,256 @@
+//! Control groups, seen from the host: where the target lives, whether it is frozen,
+//! and the `cgroup.procs` files a session writes itself into (v1: one per hierarchy;
+//! v2: one). Paths come from the target's `/proc/<pid>/cgroup`, read through the
+//! pinned proc directory, and are checked to stay under the container's own scope.
+
+use std::path::{Path, PathBuf};
+
+use crate::sys;
+
+/// One line of `/proc/<pid>/cgroup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// Hierarchy ID (0 for the v2 unified hierarchy).
+    pub hierarchy: u32,
+    /// Controllers (v1), e.g. `["cpu", "cpuacct"]`, or `["name=systemd"]`; empty for v2.
+    pub controllers: Vec<String>,
+    /// Path inside the hierarchy, e.g. `/docker/<id>`.
+    pub path: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cannot read the cgroups of pid {pid}: {source}")]
+    Read { pid: i32, source: sys::SysError },
+    #[error("pid {pid} is not in the cgroup of container {id} (it is in {path})\nhint: the container may have restarted; try again")]
+    Foreign { pid: i32, id: String, path: String },
+    #[error("cannot open {path} to join the container's cgroup: {source}\nhint: pass --no-cgroup to stay in dlx's own cgroup")]
+    Open { path: String, source: sys::SysError },
+}
+
+/// Parse `/proc/<pid>/cgroup`.
+pub fn parse(text: &str) -> Vec<Membership> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let hierarchy = parts.next()?.parse().ok()?;
+            let controllers = parts.next()?;
+            let path = parts.next()?;
+            Some(Membership {
+                hierarchy,
+                controllers: controllers
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                path: path.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Read the memberships of `pid` through its pinned proc directory.
+pub fn read(
+    proc_dir: std::os::fd::BorrowedFd<'_>,
+    pid: i32,
+) -> Result<Vec<Membership>, CgroupError> {
+    let raw = sys::read_at(proc_dir, "cgroup", 64 * 1024)
+        .map_err(|source| CgroupError::Read { pid, source })?;
+    Ok(parse(&String::from_utf8_lossy(&raw)))
+}
+
+/// Check that a container's init lives in the container's own cgroup: some path
+/// names the container ID, and every path is either that or the hierarchy root
+/// (hybrid hosts leave the v2 hierarchy at `/`). A container that can write its
+/// cgroupfs could otherwise point dlx at somebody else's cgroup.
+pub fn check_belongs(memberships: &[Membership], pid: i32, id: &str) -> Result<(), CgroupError> {
+    let foreign = |path: &str| CgroupError::Foreign {
+        pid,
+        id: id.to_string(),
+        path: path.to_string(),
+    };
+    if !memberships.iter().any(|m| m.path.contains(id)) {
+        return Err(foreign(
+            memberships
+                .first()
+                .map(|m| m.path.as_str())
+                .unwrap_or("no cgroup"),
+        ));
+    }
+    match memberships
+        .iter()
+        .find(|m| m.path != "/" && !m.path.contains(id))
+    {
+        Some(m) => Err(foreign(&m.path)),
+        None => Ok(()),
+    }
+}
+
+/// A mounted cgroup hierarchy on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub dir: PathBuf,
+    /// v1 controllers/names from the super options; empty for v2.
+    pub controllers: Vec<String>,
+    pub v2: bool,
+}
+
+/// The cgroup hierarchies mounted in dlx's own mount namespace (from mountinfo).
+pub fn mounts(mountinfo: &str) -> Vec<Mount> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let dir = left.split(' ').nth(4)?;
+            let mut r = right.split(' ');
+            let fstype = r.next()?;
+            let _source = r.next()?;
+            let options = r.next().unwrap_or("");
+            match fstype {
+                "cgroup2" => Some(Mount {
+                    dir: PathBuf::from(unescape(dir)),
+                    controllers: Vec::new(),
+                    v2: true,
+                }),
+                "cgroup" => Some(Mount {
+                    dir: PathBuf::from(unescape(dir)),
+                    controllers: options
+                        .split(',')
+                        .filter(|o| {
+                            !matches!(*o, "rw" | "ro")
+                                && !o.starts_with("release_agent")
+                                && *o != "clone_children"
+                        })
+                        .map(str::to_string)
+                        .collect(),
+                    v2: false,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn unescape(path: &str) -> String {
+    path.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// The host directory of `membership`, if its hierarchy is mounted.
+pub fn dir_of(membership: &Membership, mounts: &[Mount]) -> Option<PathBuf> {
+    let mount = if membership.hierarchy == 0 && membership.controllers.is_empty() {
+        mounts.iter().find(|m| m.v2)?
+    } else {
+        mounts.iter().find(|m| {
+            !m.v2
+                && membership
+                    .controllers
+                    .iter()
+                    .all(|c| m.controllers.contains(c))
+        })?
+    };
+    Some(mount.dir.join(membership.path.trim_start_matches('/')))
+}
+
+/// Is the target frozen (paused)? Joining a frozen cgroup would freeze dlx too.
+pub fn is_frozen(memberships: &[Membership], mounts: &[Mount]) -> bool {
+    memberships.iter().any(|m| {
+        let Some(dir) = dir_of(m, mounts) else {
+            return false;
+        };
+        if m.controllers.iter().any(|c| c == "freezer") {
+            read_small(&dir.join("freezer.state")).is_some_and(|s| s.trim() != "THAWED")
+        } else if m.hierarchy == 0 && m.controllers.is_empty() {
+            read_small(&dir.join("cgroup.events"))
+                .is_some_and(|s| s.lines().any(|l| l.trim() == "frozen 1"))
+        } else {
+            false
+        }
+    })
+}
+
+fn read_small(path: &Path) -> Option<String> {
+    sys::read_file(path.to_str()?, 4096)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Open the `cgroup.procs` of every hierarchy where the target's cgroup differs from
+/// dlx's own, ready for the entering process to write itself into.
+pub fn open_procs(
+    target: &[Membership],
+    own: &[Membership],
+    mounts: &[Mount],
+) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+    let mut fds = Vec::new();
+    for m in target {
+        let same = own.iter().any(|o| {
+            o.hierarchy == m.hierarchy && o.controllers == m.controllers && o.path == m.path
+        });
+        if same {
+            continue;
+        }
+        let Some(dir) = dir_of(m, mounts) else {
+            continue;
+        };
+        let path = dir.join("cgroup.procs").to_string_lossy().into_owned();
+        fds.push(sys::open_write(&path).map_err(|source| CgroupError::Open { path, source })?);
+    }
+    Ok(fds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &str =
+        "12:pids:/docker/abc123\n4:memory:/docker/abc123\n1:name=systemd:/docker/abc123\n0::/\n";
+
+    #[test]
+    fn parses_v1_and_v2_lines() {
+        let m = parse(V1);
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[0].controllers, vec!["pids"]);
+        assert_eq!(m[2].controllers, vec!["name=systemd"]);
+        assert_eq!(
+            m[3],
+            Membership {
+                hierarchy: 0,
+                controllers: vec![],
+                path: "/".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_container_init_must_live_under_its_own_id() {
+        assert!(check_belongs(&parse(V1), 7, "abc123").is_ok());
+        let moved = "4:memory:/docker/abc123\n12:pids:/elsewhere\n";
+        assert!(check_belongs(&parse(moved), 7, "abc123").is_err());
+        assert!(check_belongs(&parse("0::/system.slice/other.scope\n"), 7, "abc123").is_err());
+    }
+
+    #[test]
+    fn finds_hierarchy_dirs_from_mountinfo() {
+        let info = "30 25 0:26 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+                    31 25 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+                    32 25 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n";
+        let mounts = mounts(info);
+        let m = parse(V1);
+        assert_eq!(
+            dir_of(&m[1], &mounts).unwrap(),
+            PathBuf::from("/sys/fs/cgroup/memory/docker/abc123")
+        );
+        assert_eq!(
+            dir_of(&m[2], &mounts).unwrap(),
+            PathBuf::from("/sys/fs/cgroup/systemd/docker/abc123")
+        );
+        assert_eq!(
+            dir_of(&m[3], &mounts).unwrap(),
+            PathBuf::from("/sys/fs/cgroup/unified/")
+        );
+        assert_eq!(dir_of(&m[0], &mounts), None);
+    }
+}

@@ -1,0 +1,392 @@
+//! `dlx exec`: the whole pipeline, in the order it must happen. Each step is one call
+//! into the module that owns it; the privileged part is `crate::launch`.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd};
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+
+use crate::cgroup;
+use crate::cli::ExecArgs;
+use crate::engine::Docker;
+use crate::exit::ExitStatus;
+use crate::identity;
+use crate::launch::{self, Plan, Report, Step};
+use crate::ns::{self, NsKind};
+use crate::pin::{self, Expect, LsmLabel, Pinned};
+use crate::session::{self, Outcome, Pipes, SessionError};
+use crate::settings::{self, ExecSettings};
+use crate::sys::{self, CapSets, Fork, Ids, LinuxSys, Sys};
+use crate::target::{self, Resolved};
+
+/// Set in the environment of dlx's protected re-execution.
+const REEXEC_MARKER: &str = "DLX_REEXEC";
+
+/// Largest container `/etc/passwd` or `/etc/group` dlx reads.
+const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
+
+pub fn run(args: ExecArgs) -> Result<ExitStatus> {
+    let settings = ExecSettings::resolve(args, |k| std::env::var(k).ok())?;
+
+    // 1. Before anything else: no inherited descriptors, not dumpable, no core
+    //    dumps; then continue from a copy of dlx nobody can write, with only dlx's
+    //    own environment (see `sys::reexec_protected` for why).
+    sys::close_range_from(3).context("cannot close inherited file descriptors")?;
+    sys::harden_self().context("cannot harden the dlx process")?;
+    let mut own_env = settings.own_env(|k| std::env::var(k).ok());
+    own_env.push(format!("{REEXEC_MARKER}=1"));
+    sys::reexec_protected(&to_cstrings(&own_env)?, REEXEC_MARKER)
+        .context("cannot re-execute dlx from a protected copy")?;
+
+    // 2. Resolve the target. The engine (and its runtime) is dropped inside `resolve`.
+    let resolved = target::resolve(&settings.target, || {
+        Docker::connect(
+            settings.docker_host.as_deref(),
+            settings.api_version.as_deref(),
+        )
+    })?;
+    ensure_single_threaded()?;
+
+    // 3. Pin it and read its state through the pin.
+    let expect = Expect {
+        container_id: resolved.container.as_ref().map(|c| c.id.as_str()),
+    };
+    let pinned = pin::pin(resolved.pid, expect)
+        .with_context(|| format!("cannot enter {}", resolved.label()))?;
+    let mountinfo =
+        String::from_utf8_lossy(&sys::read_file("/proc/self/mountinfo", 4 << 20)?).into_owned();
+    let mounts = cgroup::mounts(&mountinfo);
+    if cgroup::is_frozen(&pinned.cgroups, &mounts) {
+        bail!("{} is paused (its cgroup is frozen)\nhint: unpause it first (`docker unpause`); dlx will not join a frozen cgroup", resolved.label());
+    }
+
+    // 4. Decide everything the session will be, while still on the host.
+    let own_ns = pin::own_namespaces()?;
+    let joins = ns::plan(&pinned.namespaces, &own_ns, settings.namespaces.as_deref());
+    tracing::debug!(?joins, "namespaces to join");
+    let joins_mnt = joins.iter().any(|j| j.kind == NsKind::Mnt);
+    let (ids, home) = identity_of(&settings, &resolved, &pinned, joins_mnt)?;
+    let container = resolved.container.as_ref();
+    let env = settings::compose_env(
+        container.map(|c| c.env.as_slice()).unwrap_or(&[]),
+        container.map(|c| c.hostname.as_str()),
+        settings.tty,
+        &settings.env,
+        &home,
+    );
+    let workdir = settings
+        .workdir
+        .clone()
+        .or_else(|| {
+            container
+                .map(|c| c.working_dir.clone())
+                .filter(|w| !w.is_empty())
+        })
+        .unwrap_or_else(|| "/".into());
+    let path = settings::env_value(&env, "PATH")
+        .unwrap_or(settings::DEFAULT_PATH)
+        .to_string();
+    let caps = if settings.privileged {
+        tracing::warn!(target = %resolved.label(), "--privileged: the command keeps dlx's full capability set");
+        None
+    } else {
+        // What docker gives an exec: the container's capability list as bounding,
+        // effective and permitted; the kernel then drops them at exec for non-root.
+        let b = pinned.caps.bounding;
+        Some(CapSets {
+            bounding: b,
+            effective: b,
+            permitted: b,
+        })
+    };
+    let cgroup_procs = if settings.join_cgroup {
+        let own = cgroup::parse(&String::from_utf8_lossy(&sys::read_file(
+            "/proc/self/cgroup",
+            64 * 1024,
+        )?));
+        cgroup::open_procs(&pinned.cgroups, &own, &mounts)?
+    } else {
+        Vec::new()
+    };
+
+    // 5. The descriptors: stdio (pipes, or a new pseudo-terminal: the operator's own
+    //    terminal never reaches the container), report pipe, sync pipe.
+    let (stdio, pipes) = stdio(&settings)?;
+    let (report_r, report_w) = sys::pipe()?;
+    let (go_r, go_w) = sys::pipe()?;
+    let signals = sys::block_signals()?;
+    sys::become_subreaper()?;
+
+    let plan = Plan {
+        pidfd: pinned.pidfd.try_clone()?,
+        ns_flags: ns::flags(&joins, &[NsKind::Cgroup, NsKind::User]),
+        join_cgroup_ns: joins.iter().any(|j| j.kind == NsKind::Cgroup),
+        join_user_ns: joins.iter().any(|j| j.kind == NsKind::User),
+        cgroup_procs,
+        rlimits: pinned.rlimits.clone(),
+        exec_label: exec_label(pinned.lsm.as_ref())?,
+        ids,
+        caps,
+        workdir: CString::new(workdir.clone())?,
+        candidates: to_cstrings(&launch::candidates(&settings.command[0], &path))?,
+        argv: to_cstrings(&settings.command)?,
+        envp: to_cstrings(&env)?,
+        stdio,
+        report: report_w,
+        go: go_r,
+        tty: settings.tty,
+    };
+
+    // 6. Enter. The last check that the target still lives comes right before.
+    pinned.still_alive()?;
+    let enterer = match sys::fork_single_threaded()? {
+        Fork::Child => run_enterer(&plan),
+        Fork::Parent(pid) => pid,
+    };
+    let Plan {
+        stdio,
+        report: report_w,
+        go: go_r,
+        ..
+    } = plan;
+    drop((stdio, report_w, go_r));
+
+    let started = session::start(enterer, report_r.as_fd(), go_w, |pid| {
+        verify_joins(pid, &joins)
+    })
+    .with_context(|| format!("cannot enter {}", resolved.label()))?;
+    let outcome = match started {
+        Err(outcome) => outcome,
+        Ok(command) => {
+            // Raw mode only while the command runs, restored on every way out.
+            let stdin = std::io::stdin();
+            let _raw = match (&pipes.pty, settings.interactive) {
+                (Some(_), true) if sys::is_tty(stdin.as_fd()) => {
+                    Some(sys::RawMode::enter(stdin.as_fd())?)
+                }
+                _ => None,
+            };
+            session::relay(command, report_r, pipes, &signals, settings.interactive)?
+        }
+    };
+
+    // 7. The command's own status, or why there was none.
+    let cmd = &settings.command[0];
+    Ok(match outcome {
+        Outcome::Exited(code) => ExitStatus::exited(code),
+        Outcome::Signaled(sig) => ExitStatus::signaled(sig),
+        Outcome::ExecFailed { found: false, .. } => {
+            crate::output::notice(format!(
+                "{cmd}: command not found in {} (searched PATH={path})\nhint: the image may not ship it; give an absolute path that exists in the container",
+                resolved.label()
+            ));
+            ExitStatus::NotFound
+        }
+        Outcome::ExecFailed { errno, found: true } => {
+            crate::output::notice(format!(
+                "{cmd}: cannot execute in {}: {}",
+                resolved.label(),
+                Errno::from_raw(errno).desc()
+            ));
+            ExitStatus::NotExecutable
+        }
+        Outcome::StepFailed(step, errno) => {
+            return Err(step_error(step, errno, &resolved, &workdir))
+        }
+    })
+}
+
+/// The command's stdio and the descriptors P keeps facing them.
+fn stdio(settings: &ExecSettings) -> Result<([std::os::fd::OwnedFd; 3], Pipes)> {
+    if settings.tty {
+        let stdin = std::io::stdin();
+        let size_from = sys::is_tty(stdin.as_fd()).then(|| stdin.as_fd());
+        let (master, slave) = sys::open_pty(size_from)?;
+        let stdio = [slave.try_clone()?, slave.try_clone()?, slave];
+        let pipes = Pipes {
+            stdin: if settings.interactive {
+                Some(master.try_clone()?)
+            } else {
+                None
+            },
+            stdout: master.try_clone()?,
+            stderr: None,
+            pty: Some(master),
+        };
+        return Ok((stdio, pipes));
+    }
+    let (stdin_r, stdin_w) = sys::pipe()?;
+    let (stdout_r, stdout_w) = sys::pipe()?;
+    let (stderr_r, stderr_w) = sys::pipe()?;
+    // Without -i the write end is dropped here: the command reads EOF at once.
+    let stdin = settings.interactive.then_some(stdin_w);
+    Ok((
+        [stdin_r, stdout_w, stderr_w],
+        Pipes {
+            stdin,
+            stdout: stdout_r,
+            stderr: Some(stderr_r),
+            pty: None,
+        },
+    ))
+}
+
+/// E's whole life: the entry sequence, then (in F) the exec. Never returns.
+fn run_enterer(plan: &Plan) -> ! {
+    let sys = LinuxSys;
+    let report = |r: Report| {
+        let bytes = r.encode();
+        // Before E moved the report pipe to fd 3 it has its own number; after, fd 3.
+        if sys.report(plan.report.as_raw_fd(), &bytes).is_err() {
+            let _ = sys.report(launch::REPORT_FD, &bytes);
+        }
+    };
+    match launch::enter(plan, &sys) {
+        Ok(Fork::Parent(_)) => sys::exit_now(0),
+        Ok(Fork::Child) => {
+            let r = launch::become_command(plan, &sys);
+            report(r);
+            sys::exit_now(match r {
+                Report::ExecFailed { found: true, .. } => 126,
+                Report::ExecFailed { found: false, .. } => 127,
+                _ => 125,
+            })
+        }
+        Err(failure) => {
+            tracing::debug!(step = ?failure.step, error = %failure.error, "entry step failed");
+            report(Report::Failed(failure.step, failure.error.errno as i32));
+            sys::exit_now(125)
+        }
+    }
+}
+
+/// Check from the host that the enterer sits in every namespace it was to join.
+fn verify_joins(enterer: i32, joins: &[ns::Join]) -> Result<(), SessionError> {
+    let dir = sys::open_proc_dir(enterer)?;
+    for join in joins {
+        let now = sys::ns_identity(dir.as_fd(), join.kind.joined_name())?;
+        if now != join.target {
+            return Err(SessionError::WrongNamespace {
+                ns: join.kind.to_string(),
+            });
+        }
+    }
+    tracing::debug!(
+        enterer,
+        joined = joins.len(),
+        "namespaces verified by inode"
+    );
+    Ok(())
+}
+
+/// The user, groups and home the command gets.
+fn identity_of(
+    settings: &ExecSettings,
+    resolved: &Resolved,
+    pinned: &Pinned,
+    joins_mnt: bool,
+) -> Result<(Ids, String)> {
+    // Account files come from the filesystem the command will see.
+    let own_root;
+    let root = if joins_mnt {
+        pinned.root.as_fd()
+    } else {
+        own_root = sys::open_proc_dir(std::process::id() as i32)
+            .and_then(|d| sys::open_root(d.as_fd()))?;
+        own_root.as_fd()
+    };
+    let passwd = sys::read_in_root(root, "/etc/passwd", ACCOUNT_FILE_LIMIT)?;
+    let group = sys::read_in_root(root, "/etc/group", ACCOUNT_FILE_LIMIT)?;
+    let text = |b: &Option<Vec<u8>>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+    let (passwd, group) = (text(&passwd), text(&group));
+    let container = resolved.container.as_ref();
+    let spec = match (&settings.user, container) {
+        (Some(u), _) => u.clone(),
+        (None, Some(c)) => c.user.clone(),
+        // A bare process: run as it runs.
+        (None, None) => format!("{}:{}", pinned.uid, pinned.gid),
+    };
+    let group_add = container.map(|c| c.group_add.clone()).unwrap_or_default();
+    let user = identity::resolve(&spec, passwd.as_deref(), group.as_deref(), &group_add)
+        .with_context(|| format!("cannot resolve user {spec:?} in {}", resolved.label()))?;
+    let mut groups = user.groups;
+    if settings.user.is_none() && container.is_none() {
+        groups = pinned.groups.clone();
+    }
+    Ok((
+        Ids {
+            uid: user.uid,
+            gid: user.gid,
+            groups,
+        },
+        user.home,
+    ))
+}
+
+/// Where and what to write so the command runs under the target's LSM label.
+fn exec_label(lsm: Option<&LsmLabel>) -> Result<Option<(CString, Vec<u8>)>> {
+    Ok(match lsm {
+        None => None,
+        Some(LsmLabel::AppArmor(profile)) => {
+            let attr = if std::path::Path::new("/proc/thread-self/attr/apparmor/exec").exists() {
+                "/proc/thread-self/attr/apparmor/exec"
+            } else {
+                "/proc/thread-self/attr/exec"
+            };
+            Some((CString::new(attr)?, format!("exec {profile}").into_bytes()))
+        }
+        Some(LsmLabel::SELinux(label)) => Some((
+            CString::new("/proc/thread-self/attr/exec")?,
+            label.clone().into_bytes(),
+        )),
+    })
+}
+
+/// The message for a failed entry step.
+fn step_error(step: Step, errno: i32, resolved: &Resolved, workdir: &str) -> anyhow::Error {
+    let errno = Errno::from_raw(errno);
+    let label = resolved.label();
+    match (step, errno) {
+        (Step::Workdir, Errno::ENOENT | Errno::ENOTDIR) => {
+            anyhow::anyhow!("working directory {workdir} does not exist in {label}\nhint: pass -w with a directory that exists")
+        }
+        (Step::Workdir, Errno::EACCES) => {
+            anyhow::anyhow!("working directory {workdir} is not accessible to the user in {label}\nhint: pass -w, or -u with a user that may enter it")
+        }
+        (Step::Namespaces | Step::UserNamespace | Step::CgroupNamespace, Errno::ESRCH) => {
+            anyhow::anyhow!("{label} exited while dlx was entering it\nhint: the container may be restarting; try again")
+        }
+        (Step::Cgroup, _) => anyhow::anyhow!(
+            "cannot {} of {label}: {}\nhint: pass --no-cgroup to stay in dlx's own cgroup",
+            step.describe(),
+            errno.desc()
+        ),
+        _ => anyhow::anyhow!("cannot {} of {label}: {}", step.describe(), errno.desc()),
+    }
+}
+
+/// Wait (briefly) until the engine's runtime has wound down to one thread: a
+/// multithreaded process cannot join a mount or user namespace, and forking one is
+/// unsafe.
+fn ensure_single_threaded() -> Result<()> {
+    for _ in 0..50 {
+        if sys::thread_count()? == 1 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    bail!(
+        "dlx still runs {} threads after talking to the engine; refusing to enter",
+        sys::thread_count()?
+    )
+}
+
+fn to_cstrings(items: &[String]) -> Result<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| {
+            CString::new(s.as_str()).with_context(|| format!("argument contains a NUL byte: {s:?}"))
+        })
+        .collect()
+}

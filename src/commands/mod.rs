@@ -1,0 +1,24 @@
+//! One module per verb. Each `run` takes resolved settings and returns an
+//! [`ExitStatus`]; errors are printed here, once, and become exit code 125.
+
+mod build;
+mod exec;
+
+use crate::cli::{Cli, Command};
+use crate::exit::ExitStatus;
+use crate::output;
+
+/// Dispatch a parsed command line.
+pub fn run(cli: Cli) -> ExitStatus {
+    let result = match cli.command {
+        Command::Exec(args) => exec::run(args),
+        Command::Build(args) => build::run(args),
+    };
+    match result {
+        Ok(status) => status,
+        Err(err) => {
+            output::error(&err);
+            ExitStatus::Error
+        }
+    }
+}

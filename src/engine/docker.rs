@@ -1,0 +1,230 @@
+//! The Docker API (also Podman's Docker-compatible socket), through bollard.
+//!
+//! All requests run on a current-thread tokio runtime owned by [`Docker`]: no worker
+//! threads are ever started, and dropping the value drops the runtime, so dlx is back
+//! to one thread before it forks (a multithreaded process cannot join a mount or user
+//! namespace).
+
+use std::time::Duration;
+
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
+use bollard::ClientVersion;
+
+use super::{ContainerInfo, Engine, EngineError, RunState};
+
+/// The API version dlx speaks: old enough for Docker 20.10 and Podman's compat API,
+/// new enough for every field dlx reads. `DOCKER_API_VERSION` overrides it.
+const API_VERSION: ClientVersion = ClientVersion {
+    major_version: 1,
+    minor_version: 41,
+};
+
+/// How long one engine request may take before dlx gives up on the engine.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to a Docker-API engine.
+pub struct Docker {
+    client: bollard::Docker,
+    runtime: tokio::runtime::Runtime,
+    host: String,
+}
+
+impl Docker {
+    /// Connect to `DOCKER_HOST` (`unix://…` or `tcp://…`), else the default socket.
+    /// Connecting opens nothing yet; the first request does.
+    pub fn connect(
+        docker_host: Option<&str>,
+        api_version: Option<&str>,
+    ) -> Result<Docker, EngineError> {
+        let host = docker_host
+            .filter(|h| !h.is_empty())
+            .unwrap_or("unix:///var/run/docker.sock")
+            .to_string();
+        let version = api_version.and_then(parse_version).unwrap_or(API_VERSION);
+        let unreachable = |reason: String| EngineError::Unreachable {
+            host: host.clone(),
+            reason,
+        };
+        let timeout = REQUEST_TIMEOUT.as_secs();
+        let client = if let Some(path) = host.strip_prefix("unix://") {
+            if !std::path::Path::new(path).exists() {
+                return Err(unreachable("no such socket".into()));
+            }
+            bollard::Docker::connect_with_unix(path, timeout, &version)
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            bollard::Docker::connect_with_http(&host, timeout, &version)
+        } else {
+            return Err(unreachable(
+                "unsupported DOCKER_HOST scheme (use unix:// or tcp://)".into(),
+            ));
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| unreachable(format!("cannot start the I/O runtime: {e}")))?;
+        Ok(Docker {
+            client,
+            runtime,
+            host,
+        })
+    }
+
+    fn call<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, CallError> {
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, fut).await })
+        {
+            Err(_) => Err(CallError::Timeout),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(CallError::Bollard(e)),
+        }
+    }
+
+    fn engine_error(&self, op: &'static str, target: &str, err: CallError) -> EngineError {
+        match err {
+            CallError::Timeout => EngineError::Timeout {
+                host: self.host.clone(),
+                secs: REQUEST_TIMEOUT.as_secs(),
+            },
+            CallError::Bollard(bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message,
+            }) => EngineError::Api {
+                op,
+                target: target.to_string(),
+                status: status_code,
+                message,
+            },
+            CallError::Bollard(e) => classify_transport(&self.host, &e),
+        }
+    }
+
+    /// Containers whose ID starts with `prefix` or whose name is `prefix`, for the
+    /// error that says why `prefix` did not resolve.
+    fn candidates(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
+        let options = ListContainersOptionsBuilder::new().all(true).build();
+        let list = self
+            .call(self.client.list_containers(Some(options)))
+            .map_err(|e| self.engine_error("list containers matching", prefix, e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let id = c.id.unwrap_or_default();
+                let name = c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default();
+                (id.starts_with(prefix) || name == prefix).then(|| super::candidate(&id, &name))
+            })
+            .collect())
+    }
+}
+
+enum CallError {
+    Timeout,
+    Bollard(bollard::errors::Error),
+}
+
+fn parse_version(v: &str) -> Option<ClientVersion> {
+    let (major, minor) = v.split_once('.')?;
+    Some(ClientVersion {
+        major_version: major.parse().ok()?,
+        minor_version: minor.parse().ok()?,
+    })
+}
+
+/// A transport-level failure: nobody listening, no permission, or something else.
+fn classify_transport(host: &str, err: &bollard::errors::Error) -> EngineError {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    let lower = text.to_lowercase();
+    if lower.contains("permission denied") {
+        EngineError::Refused {
+            host: host.to_string(),
+            reason: "permission denied".into(),
+        }
+    } else if lower.contains("connection refused") || lower.contains("no such file") {
+        EngineError::Unreachable {
+            host: host.to_string(),
+            reason: "connection refused".into(),
+        }
+    } else {
+        EngineError::Unreachable {
+            host: host.to_string(),
+            reason: text,
+        }
+    }
+}
+
+impl Engine for Docker {
+    fn inspect(&self, target: &str) -> Result<ContainerInfo, EngineError> {
+        // Docker resolves a full ID, then a name, then a unique ID prefix, exactly as
+        // `docker exec` does; dlx keeps that order by asking the engine itself.
+        let found = self.call(
+            self.client
+                .inspect_container(target, None::<InspectContainerOptions>),
+        );
+        let resp = match found {
+            Ok(resp) => resp,
+            Err(CallError::Bollard(bollard::errors::Error::DockerResponseServerError { status_code, message }))
+                // Docker 20.10 answers an ambiguous prefix with a 500.
+                if status_code != 401 && status_code != 403 =>
+            {
+                let candidates = self.candidates(target)?;
+                return Err(if candidates.len() > 1 {
+                    EngineError::Ambiguous { prefix: target.to_string(), candidates }
+                } else if status_code == 404 {
+                    EngineError::NotFound { target: target.to_string() }
+                } else {
+                    EngineError::Api { op: "inspect container", target: target.to_string(), status: status_code, message }
+                });
+            }
+            Err(e) => return Err(self.engine_error("inspect container", target, e)),
+        };
+        let state = resp.state.unwrap_or_default();
+        let run_state = if state.paused == Some(true) {
+            RunState::Paused
+        } else if state.restarting == Some(true) {
+            RunState::Restarting
+        } else if state.running == Some(true) {
+            RunState::Running
+        } else {
+            RunState::Stopped(
+                state
+                    .status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "not running".into()),
+            )
+        };
+        let config = resp.config.unwrap_or_default();
+        let host_config = resp.host_config.unwrap_or_default();
+        Ok(ContainerInfo {
+            id: resp.id.unwrap_or_default(),
+            name: resp
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image: config.image.unwrap_or_default(),
+            state: run_state,
+            pid: i32::try_from(state.pid.unwrap_or(0)).unwrap_or(0),
+            user: config.user.unwrap_or_default(),
+            working_dir: config.working_dir.unwrap_or_default(),
+            env: config.env.unwrap_or_default(),
+            hostname: config.hostname.unwrap_or_default(),
+            group_add: host_config.group_add.unwrap_or_default(),
+            privileged: host_config.privileged.unwrap_or(false),
+        })
+    }
+}

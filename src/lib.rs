@@ -1,0 +1,40 @@
+//! dlx: debug shell-less ("distroless") containers safely, and build distroless
+//! images straight from Debian's signed archive.
+//!
+//! # Tour
+//!
+//! Edge: [`cli`] (clap structs) → [`settings`] (typed settings) → [`commands`] (one
+//! pipeline per verb, returning an [`exit::ExitStatus`]); [`output`] talks to the
+//! operator on stderr, [`logging`] sets up tracing.
+//!
+//! `dlx exec` flows through: [`target`] (name/ID/prefix/`pid:N` → host PID, via an
+//! [`engine`]) → [`pin`] (pidfd + validation through `/proc/<pid>`, with [`cgroup`]
+//! and [`ns`]) → [`identity`] (the container's own passwd/group) → [`launch`] (the
+//! privileged entry sequence) → [`session`] (stdio and signal relay, exit status).
+//!
+//! `dlx build` flows through: [`apt`] (the verified Debian archive client: keys →
+//! InRelease → Packages → .deb, cache, lock) → [`deb`] (reading packages) →
+//! [`build`] (tier data, generated files, image assembly) → [`oci`] (deterministic
+//! layers, OCI layout, tar, engine load, push).
+//!
+//! Every kernel side effect goes through [`sys`], the only module allowed `unsafe`.
+
+pub mod apt;
+pub mod build;
+pub mod cgroup;
+pub mod cli;
+pub mod commands;
+pub mod deb;
+pub mod engine;
+pub mod exit;
+pub mod identity;
+pub mod launch;
+pub mod logging;
+pub mod ns;
+pub mod oci;
+pub mod output;
+pub mod pin;
+pub mod session;
+pub mod settings;
+pub mod sys;
+pub mod target;

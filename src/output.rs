@@ -1,0 +1,64 @@
+//! Talking to the operator. stdout is data and is written only by the commands that
+//! produce data; everything said to a person goes to stderr through here.
+
+use std::fmt::Display;
+use std::io::Write;
+
+/// Print `dlx: <message>` on stderr, followed by the error's causes and any hint.
+///
+/// Causes are joined with `: ` the way the anyhow chain reads; a line starting with
+/// `hint:` anywhere in a cause is moved to its own line at the end.
+pub fn error(err: &anyhow::Error) {
+    let mut text = String::new();
+    let mut hints = Vec::new();
+    for (i, cause) in err.chain().enumerate() {
+        let cause = cause.to_string();
+        let (body, hint) = split_hint(&cause);
+        if let Some(hint) = hint {
+            hints.push(hint.to_string());
+        }
+        // anyhow contexts often repeat their source's text; skip exact repeats.
+        if body.is_empty() || text.ends_with(body) {
+            continue;
+        }
+        if i > 0 {
+            text.push_str(": ");
+        }
+        text.push_str(body);
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "dlx: {text}");
+    for hint in hints {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+}
+
+/// Print a one-line notice on stderr (`dlx: ...`).
+pub fn notice(message: impl Display) {
+    let _ = writeln!(std::io::stderr().lock(), "dlx: {message}");
+}
+
+/// Split `"text\nhint: do this"` into its body and hint.
+fn split_hint(message: &str) -> (&str, Option<&str>) {
+    match message.find("\nhint: ") {
+        Some(at) => (message[..at].trim_end(), Some(&message[at + 7..])),
+        None => (message, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_hint;
+
+    #[test]
+    fn hint_is_split_from_the_message() {
+        assert_eq!(
+            split_hint("no such container: web"),
+            ("no such container: web", None)
+        );
+        assert_eq!(
+            split_hint("container web is paused\nhint: run `docker unpause web`"),
+            ("container web is paused", Some("run `docker unpause web`"))
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! A recording [`Sys`] for unit tests: every call is logged by name (with its
+//! argument where it matters) and any call can be made to fail.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use nix::errno::Errno;
+
+use super::{CapSets, Fork, Ids, NsFlags, Rlimit, Sys, SysError};
+
+/// Records calls; `fail_at` makes the named call fail with EPERM.
+#[derive(Default)]
+pub struct FakeSys {
+    pub calls: RefCell<Vec<String>>,
+    pub fail_at: Option<&'static str>,
+    /// What `fork` returns.
+    pub fork_result: Option<Fork>,
+    /// What `wait_go` returns.
+    pub go: Option<bool>,
+}
+
+impl FakeSys {
+    fn record(&self, op: &'static str, detail: String) -> Result<(), SysError> {
+        let entry = if detail.is_empty() {
+            op.to_string()
+        } else {
+            format!("{op}({detail})")
+        };
+        self.calls.borrow_mut().push(entry);
+        if self.fail_at == Some(op) {
+            return Err(SysError::new(op, "fake", Errno::EPERM));
+        }
+        Ok(())
+    }
+
+    /// The recorded calls, by name only.
+    pub fn names(&self) -> Vec<String> {
+        self.calls
+            .borrow()
+            .iter()
+            .map(|c| c.split('(').next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Index of the first call named `op`; panics when it was never made.
+    pub fn position(&self, op: &str) -> usize {
+        self.names()
+            .iter()
+            .position(|n| n == op)
+            .unwrap_or_else(|| panic!("{op} never called: {:?}", self.calls.borrow()))
+    }
+}
+
+impl Sys for FakeSys {
+    fn set_parent_death_signal(&self) -> Result<(), SysError> {
+        self.record("set_parent_death_signal", String::new())
+    }
+    fn join_cgroup(&self, procs: BorrowedFd<'_>) -> Result<(), SysError> {
+        self.record("join_cgroup", procs.as_raw_fd().to_string())
+    }
+    fn set_rlimit(&self, limit: Rlimit) -> Result<(), SysError> {
+        self.record("set_rlimit", limit.resource.to_string())
+    }
+    fn set_exec_label(&self, attr: &CStr, label: &[u8]) -> Result<(), SysError> {
+        self.record(
+            "set_exec_label",
+            format!(
+                "{}={}",
+                attr.to_string_lossy(),
+                String::from_utf8_lossy(label)
+            ),
+        )
+    }
+    fn setns(&self, _pidfd: BorrowedFd<'_>, flags: NsFlags) -> Result<(), SysError> {
+        self.record("setns", format!("{:#x}", flags.bits()))
+    }
+    fn report(&self, _fd: RawFd, record: &[u8]) -> Result<(), SysError> {
+        self.record(
+            "report",
+            record.first().map(|b| b.to_string()).unwrap_or_default(),
+        )
+    }
+    fn wait_go(&self, _fd: RawFd) -> Result<bool, SysError> {
+        self.record("wait_go", String::new())?;
+        Ok(self.go.unwrap_or(true))
+    }
+    fn join_new_session_keyring(&self) -> Result<(), SysError> {
+        self.record("join_new_session_keyring", String::new())
+    }
+    fn chdir_in_root(&self, path: &CStr) -> Result<(), SysError> {
+        self.record("chdir_in_root", path.to_string_lossy().into_owned())
+    }
+    fn set_no_new_privs(&self) -> Result<(), SysError> {
+        self.record("set_no_new_privs", String::new())
+    }
+    fn limit_bounding_set(&self, keep: u64) -> Result<(), SysError> {
+        self.record("limit_bounding_set", format!("{keep:#x}"))
+    }
+    fn set_keep_caps(&self, keep: bool) -> Result<(), SysError> {
+        self.record("set_keep_caps", keep.to_string())
+    }
+    fn set_ids(&self, ids: &Ids) -> Result<(), SysError> {
+        self.record("set_ids", format!("{}:{}", ids.uid, ids.gid))
+    }
+    fn set_caps(&self, caps: &CapSets) -> Result<(), SysError> {
+        self.record("set_caps", format!("{:#x}", caps.effective))
+    }
+    fn install_stdio(&self, fds: [RawFd; 3]) -> Result<(), SysError> {
+        self.record("install_stdio", format!("{fds:?}"))
+    }
+    fn close_from(&self, first: RawFd) -> Result<(), SysError> {
+        self.record("close_from", first.to_string())
+    }
+    fn move_fd(&self, fd: RawFd, to: RawFd) -> Result<(), SysError> {
+        self.record("move_fd", format!("{fd}->{to}"))
+    }
+    fn fork(&self) -> Result<Fork, SysError> {
+        self.record("fork", String::new())?;
+        Ok(self.fork_result.unwrap_or(Fork::Parent(4242)))
+    }
+    fn reset_signals_and_umask(&self) -> Result<(), SysError> {
+        self.record("reset_signals_and_umask", String::new())
+    }
+    fn setsid(&self) -> Result<(), SysError> {
+        self.record("setsid", String::new())
+    }
+    fn set_controlling_tty(&self) -> Result<(), SysError> {
+        self.record("set_controlling_tty", String::new())
+    }
+    fn execve(&self, path: &CStr, _argv: &[CString], _envp: &[CString]) -> Errno {
+        let _ = self.record("execve", path.to_string_lossy().into_owned());
+        Errno::ENOENT
+    }
+}

@@ -1,0 +1,876 @@
+//! The only file in dlx that calls the kernel directly, and the only one allowed to
+//! say `unsafe`. Safe wrappers from `nix` and `rustix` are used where they exist; the
+//! few raw calls (fork, close_range, keyctl, setrlimit) each carry a `// SAFETY:` note.
+
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::stat::Mode;
+use rustix::fs::{Mode as RxMode, OFlags, ResolveFlags};
+
+use super::{CapSets, Fork, Ids, NsFlags, Rlimit, Sys, SysError};
+
+fn rx(err: rustix::io::Errno) -> Errno {
+    Errno::from_raw(err.raw_os_error())
+}
+
+/// The real kernel.
+pub struct LinuxSys;
+
+impl Sys for LinuxSys {
+    fn set_parent_death_signal(&self) -> Result<(), SysError> {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .map_err(|e| SysError::new("prctl(PR_SET_PDEATHSIG)", "self", e))
+    }
+
+    fn join_cgroup(&self, procs: BorrowedFd<'_>) -> Result<(), SysError> {
+        // "0" means the writing process itself, on cgroup v1 and v2 alike.
+        nix::unistd::write(procs, b"0").map(|_| ()).map_err(|e| {
+            SysError::new(
+                "write",
+                format!("cgroup.procs (fd {})", procs.as_raw_fd()),
+                e,
+            )
+        })
+    }
+
+    fn set_rlimit(&self, limit: Rlimit) -> Result<(), SysError> {
+        let value = libc::rlimit {
+            rlim_cur: limit.soft,
+            rlim_max: limit.hard,
+        };
+        // SAFETY: `value` is a valid, initialised rlimit that outlives the call; the
+        // resource number comes from the table in `crate::pin` and an unknown one only
+        // yields EINVAL.
+        let rc = unsafe { libc::setrlimit(limit.resource as libc::__rlimit_resource_t, &value) };
+        Errno::result(rc)
+            .map(drop)
+            .map_err(|e| SysError::new("setrlimit", format!("resource {}", limit.resource), e))
+    }
+
+    fn set_exec_label(&self, attr: &CStr, label: &[u8]) -> Result<(), SysError> {
+        let what = || attr.to_string_lossy().into_owned();
+        let fd = rustix::fs::open(attr, OFlags::WRONLY | OFlags::CLOEXEC, RxMode::empty())
+            .map_err(|e| SysError::new("open", what(), rx(e)))?;
+        rustix::io::write(&fd, label)
+            .map(drop)
+            .map_err(|e| SysError::new("write", what(), rx(e)))
+    }
+
+    fn setns(&self, pidfd: BorrowedFd<'_>, flags: NsFlags) -> Result<(), SysError> {
+        nix::sched::setns(pidfd, flags)
+            .map_err(|e| SysError::new("setns", format!("{flags:?} via pidfd"), e))
+    }
+
+    fn report(&self, fd: RawFd, record: &[u8]) -> Result<(), SysError> {
+        // SAFETY: the report pipe stays open for the life of this process; the borrow
+        // does not outlive the call.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        nix::unistd::write(fd, record)
+            .map(drop)
+            .map_err(|e| SysError::new("write", "report pipe", e))
+    }
+
+    fn wait_go(&self, fd: RawFd) -> Result<bool, SysError> {
+        let mut byte = [0u8; 1];
+        loop {
+            match nix::unistd::read(fd_borrow(fd), &mut byte) {
+                Ok(n) => return Ok(n == 1),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(SysError::new("read", "sync pipe", e)),
+            }
+        }
+    }
+
+    fn join_new_session_keyring(&self) -> Result<(), SysError> {
+        // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a NULL name creates an anonymous
+        // keyring; no pointer is dereferenced by the kernel.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_JOIN_SESSION_KEYRING,
+                std::ptr::null::<u8>(),
+            )
+        };
+        match Errno::result(rc) {
+            Ok(_) => Ok(()),
+            // Kernels built without keys, or seccomp'd hosts: nothing to leak then.
+            Err(Errno::ENOSYS) => Ok(()),
+            Err(e) => Err(SysError::new(
+                "keyctl(JOIN_SESSION_KEYRING)",
+                "new keyring",
+                e,
+            )),
+        }
+    }
+
+    fn chdir_in_root(&self, path: &CStr) -> Result<(), SysError> {
+        let what = || path.to_string_lossy().into_owned();
+        let root = rustix::fs::open(
+            "/",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            RxMode::empty(),
+        )
+        .map_err(|e| SysError::new("open", "/", rx(e)))?;
+        let dir = rustix::fs::openat2(
+            &root,
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            RxMode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| SysError::new("open", what(), rx(e)))?;
+        rustix::process::fchdir(&dir).map_err(|e| SysError::new("fchdir", what(), rx(e)))?;
+        // A directory outside our root reads back as "(unreachable)/..." (CVE-2024-21626).
+        let cwd = rustix::process::getcwd(Vec::new())
+            .map_err(|e| SysError::new("getcwd", what(), rx(e)))?;
+        if !cwd.to_bytes().starts_with(b"/") {
+            return Err(SysError::new("getcwd", what(), Errno::EXDEV));
+        }
+        Ok(())
+    }
+
+    fn set_no_new_privs(&self) -> Result<(), SysError> {
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| SysError::new("prctl(PR_SET_NO_NEW_PRIVS)", "self", e))
+    }
+
+    fn limit_bounding_set(&self, keep: u64) -> Result<(), SysError> {
+        for cap in caps::all() {
+            if keep & cap.bitmask() == 0 {
+                caps::drop(None, caps::CapSet::Bounding, cap).map_err(|_| {
+                    SysError::new("prctl(PR_CAPBSET_DROP)", cap.to_string(), Errno::last())
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_keep_caps(&self, keep: bool) -> Result<(), SysError> {
+        nix::sys::prctl::set_keepcaps(keep)
+            .map_err(|e| SysError::new("prctl(PR_SET_KEEPCAPS)", "self", e))
+    }
+
+    fn set_ids(&self, ids: &Ids) -> Result<(), SysError> {
+        use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+        let groups: Vec<Gid> = ids.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        setgroups(&groups)
+            .map_err(|e| SysError::new("setgroups", format!("{:?}", ids.groups), e))?;
+        let gid = Gid::from_raw(ids.gid);
+        setresgid(gid, gid, gid).map_err(|e| SysError::new("setresgid", ids.gid.to_string(), e))?;
+        let uid = Uid::from_raw(ids.uid);
+        setresuid(uid, uid, uid).map_err(|e| SysError::new("setresuid", ids.uid.to_string(), e))
+    }
+
+    fn set_caps(&self, sets: &CapSets) -> Result<(), SysError> {
+        let mask = |bits: u64| -> caps::CapsHashSet {
+            caps::all()
+                .into_iter()
+                .filter(|c| bits & c.bitmask() != 0)
+                .collect()
+        };
+        let fail = |op: &'static str| SysError::new(op, "self", Errno::last());
+        // Effective first: it must stay a subset of permitted at every step.
+        caps::set(
+            None,
+            caps::CapSet::Effective,
+            &mask(sets.effective & sets.permitted),
+        )
+        .map_err(|_| fail("capset(effective)"))?;
+        caps::set(None, caps::CapSet::Permitted, &mask(sets.permitted))
+            .map_err(|_| fail("capset(permitted)"))?;
+        caps::clear(None, caps::CapSet::Inheritable).map_err(|_| fail("capset(inheritable)"))?;
+        caps::clear(None, caps::CapSet::Ambient)
+            .map_err(|_| fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)"))
+    }
+
+    fn install_stdio(&self, fds: [RawFd; 3]) -> Result<(), SysError> {
+        for (target, fd) in fds.into_iter().enumerate() {
+            let target = target as RawFd;
+            if fd == target {
+                // Already in place: just make sure it survives exec.
+                clear_cloexec(target)?;
+                continue;
+            }
+            // SAFETY: dup2 onto 0..=2 only replaces those descriptors; both numbers are
+            // plain integers the kernel validates.
+            Errno::result(unsafe { libc::dup2(fd, target) })
+                .map_err(|e| SysError::new("dup2", format!("fd {fd} -> {target}"), e))?;
+        }
+        Ok(())
+    }
+
+    fn close_from(&self, first: RawFd) -> Result<(), SysError> {
+        close_range_from(first)
+    }
+
+    fn move_fd(&self, fd: RawFd, to: RawFd) -> Result<(), SysError> {
+        if fd == to {
+            return Ok(());
+        }
+        // SAFETY: dup3 duplicates a descriptor this process owns onto `to`; the old one
+        // is closed right after and never used again by the caller.
+        Errno::result(unsafe { libc::dup3(fd, to, libc::O_CLOEXEC) })
+            .map_err(|e| SysError::new("dup3", format!("fd {fd} -> {to}"), e))?;
+        // SAFETY: `fd` is owned by the caller, which hands it over here.
+        unsafe { libc::close(fd) };
+        Ok(())
+    }
+
+    fn fork(&self) -> Result<Fork, SysError> {
+        fork_single_threaded()
+    }
+
+    fn reset_signals_and_umask(&self) -> Result<(), SysError> {
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+            .map_err(|e| SysError::new("sigprocmask", "self", e))?;
+        nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+        Ok(())
+    }
+
+    fn setsid(&self) -> Result<(), SysError> {
+        nix::unistd::setsid()
+            .map(drop)
+            .map_err(|e| SysError::new("setsid", "self", e))
+    }
+
+    fn set_controlling_tty(&self) -> Result<(), SysError> {
+        rustix::process::ioctl_tiocsctty(fd_borrow(0))
+            .map_err(|e| SysError::new("ioctl(TIOCSCTTY)", "fd 0", rx(e)))
+    }
+
+    fn execve(&self, path: &CStr, argv: &[CString], envp: &[CString]) -> Errno {
+        match nix::unistd::execve(path, argv, envp) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        }
+    }
+}
+
+fn fd_borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: used only for descriptors this process keeps open for its whole life
+    // (0-2, the report and sync pipes), so the borrow cannot dangle.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+fn clear_cloexec(fd: RawFd) -> Result<(), SysError> {
+    rustix::io::fcntl_setfd(fd_borrow(fd), rustix::io::FdFlags::empty())
+        .map_err(|e| SysError::new("fcntl(F_SETFD)", format!("fd {fd}"), rx(e)))
+}
+
+/// fork(2), for a process that is known to be single-threaded.
+pub fn fork_single_threaded() -> Result<Fork, SysError> {
+    // SAFETY: callers guarantee the process has exactly one thread (checked by
+    // `ensure_single_threaded` before the first fork), so the child inherits no lock
+    // held by another thread and may allocate freely.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Fork::Parent(child.as_raw())),
+        Ok(nix::unistd::ForkResult::Child) => Ok(Fork::Child),
+        Err(e) => Err(SysError::new("fork", "self", e)),
+    }
+}
+
+/// Close every descriptor from `first` up.
+pub fn close_range_from(first: RawFd) -> Result<(), SysError> {
+    // SAFETY: close_range only closes descriptors; callers own every descriptor at
+    // or above `first` and hold no Rust object that would use one afterwards.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0u32,
+        )
+    };
+    Errno::result(rc)
+        .map(drop)
+        .map_err(|e| SysError::new("close_range", format!("{first}.."), e))
+}
+
+/// Leave the process the way a process entering a hostile namespace must be: not
+/// dumpable (so nothing in the container can ptrace it or open its /proc files), no
+/// core dumps, and a private umask for anything dlx writes.
+pub fn harden_self() -> Result<(), SysError> {
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| SysError::new("prctl(PR_SET_DUMPABLE)", "self", e))?;
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
+        .map_err(|e| SysError::new("setrlimit", "RLIMIT_CORE", e))?;
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
+    Ok(())
+}
+
+/// Become the reaper of orphaned descendants, so the command (a grandchild) is ours
+/// to wait for once the intermediate process exits.
+pub fn become_subreaper() -> Result<(), SysError> {
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| SysError::new("prctl(PR_SET_CHILD_SUBREAPER)", "self", e))
+}
+
+/// The number of threads of this process.
+pub fn thread_count() -> Result<usize, SysError> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .map_err(|e| SysError::new("readdir", "/proc/self/task", io_errno(&e)))
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// `pidfd_open(pid)`.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, SysError> {
+    let p = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| SysError::new("pidfd_open", format!("pid {pid}"), Errno::EINVAL))?;
+    rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+        .map_err(|e| SysError::new("pidfd_open", format!("pid {pid}"), rx(e)))
+}
+
+/// Is the process behind `pidfd` still alive (not exited, not even a zombie)?
+pub fn pidfd_alive(pidfd: BorrowedFd<'_>) -> Result<bool, SysError> {
+    // SAFETY: signal 0 performs only the existence and permission checks.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
+    match Errno::result(rc) {
+        Ok(_) => Ok(true),
+        Err(Errno::ESRCH) => Ok(false),
+        Err(e) => Err(SysError::new("pidfd_send_signal", "pinned pid", e)),
+    }
+}
+
+/// Send `signal` to the process behind `pidfd`.
+pub fn pidfd_kill(pidfd: BorrowedFd<'_>, signal: i32) -> Result<(), SysError> {
+    // SAFETY: a plain signal number and a NULL siginfo; the kernel validates both.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
+    Errno::result(rc)
+        .map(drop)
+        .map_err(|e| SysError::new("pidfd_send_signal", format!("signal {signal}"), e))
+}
+
+/// Open `/proc/<pid>` of the host procfs as an `O_PATH` directory. Everything dlx
+/// reads about the target goes through this descriptor.
+pub fn open_proc_dir(pid: i32) -> Result<OwnedFd, SysError> {
+    let path = format!("/proc/{pid}");
+    rustix::fs::open(
+        path.as_str(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        RxMode::empty(),
+    )
+    .map_err(|e| SysError::new("open", path, rx(e)))
+}
+
+/// Read a small file relative to `dir` (at most `limit` bytes).
+pub fn read_at(dir: BorrowedFd<'_>, name: &str, limit: u64) -> Result<Vec<u8>, SysError> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        RxMode::empty(),
+    )
+    .map_err(|e| SysError::new("open", name.to_string(), rx(e)))?;
+    read_limited(fd, limit, name)
+}
+
+/// Read at most `limit` bytes of `fd`; `what` names it in errors.
+fn read_limited(fd: OwnedFd, limit: u64, what: &str) -> Result<Vec<u8>, SysError> {
+    let mut buf = Vec::new();
+    std::fs::File::from(fd)
+        .take(limit)
+        .read_to_end(&mut buf)
+        .map_err(|e| SysError::new("read", what.to_string(), io_errno(&e)))?;
+    Ok(buf)
+}
+
+/// The (device, inode) identity of the namespace file `ns/<kind>` under `dir`.
+pub fn ns_identity(dir: BorrowedFd<'_>, kind: &str) -> Result<(u64, u64), SysError> {
+    let name = format!("ns/{kind}");
+    let st = rustix::fs::statat(dir, name.as_str(), rustix::fs::AtFlags::empty())
+        .map_err(|e| SysError::new("stat", name.clone(), rx(e)))?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Open a path for writing (a cgroup.procs file on the host).
+pub fn open_write(path: &str) -> Result<OwnedFd, SysError> {
+    rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, RxMode::empty())
+        .map_err(|e| SysError::new("open", path.to_string(), rx(e)))
+}
+
+/// Read a small host file (at most `limit` bytes).
+pub fn read_file(path: &str, limit: u64) -> Result<Vec<u8>, SysError> {
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, RxMode::empty())
+        .map_err(|e| SysError::new("open", path.to_string(), rx(e)))?;
+    read_limited(fd, limit, path)
+}
+
+/// Read a regular file of the container, `path` resolved inside the container's root
+/// `root` (so `..` and symlinks cannot leave it, magic links are refused), at most
+/// `limit` bytes. `Ok(None)` when it does not exist. A FIFO or device is refused
+/// without blocking.
+pub fn read_in_root(
+    root: BorrowedFd<'_>,
+    path: &str,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, SysError> {
+    let fd = match rustix::fs::openat2(
+        root,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+        RxMode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(SysError::new("open", format!("container {path}"), rx(e))),
+    };
+    let st = rustix::fs::fstat(&fd)
+        .map_err(|e| SysError::new("stat", format!("container {path}"), rx(e)))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(SysError::new(
+            "open",
+            format!("container {path} (not a regular file)"),
+            Errno::EINVAL,
+        ));
+    }
+    read_limited(fd, limit, &format!("container {path}")).map(Some)
+}
+
+/// Open `/proc/<pid>/root` as an `O_PATH` directory, through the pinned proc dir.
+pub fn open_root(proc_dir: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
+    rustix::fs::openat(
+        proc_dir,
+        "root",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        RxMode::empty(),
+    )
+    .map_err(|e| SysError::new("open", "root", rx(e)))
+}
+
+/// A pipe whose both ends are close-on-exec.
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), SysError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SysError::new("pipe2", "", e))
+}
+
+/// Write all of `buf` to `fd`, retrying on EINTR.
+pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Read into `buf`, retrying on EINTR; 0 means end of file.
+pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Set or clear `O_NONBLOCK` on `fd`.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> Result<(), SysError> {
+    let flags =
+        rustix::fs::fcntl_getfl(fd).map_err(|e| SysError::new("fcntl(F_GETFL)", "", rx(e)))?;
+    let flags = if on {
+        flags | OFlags::NONBLOCK
+    } else {
+        flags - OFlags::NONBLOCK
+    };
+    rustix::fs::fcntl_setfl(fd, flags).map_err(|e| SysError::new("fcntl(F_SETFL)", "", rx(e)))
+}
+
+/// Signals dlx passes on to the command.
+pub const FORWARDED_SIGNALS: [Signal; 8] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
+];
+
+/// Block the forwarded signals (plus SIGCHLD and SIGPIPE) and return a signalfd that
+/// receives them. Children inherit the mask; `Sys::reset_signals_and_umask` clears it
+/// before exec.
+pub fn block_signals() -> Result<nix::sys::signalfd::SignalFd, SysError> {
+    let mut set = SigSet::empty();
+    for s in FORWARDED_SIGNALS {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| SysError::new("sigprocmask", "self", e))?;
+    // Writes to a closed pipe must come back as EPIPE, not kill dlx.
+    // SAFETY: SIG_IGN installs no handler code.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }
+        .map_err(|e| SysError::new("signal", "SIGPIPE", e))?;
+    nix::sys::signalfd::SignalFd::with_flags(
+        &set,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .map_err(|e| SysError::new("signalfd", "self", e))
+}
+
+/// How a waited-for child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEnd {
+    Exited(i32),
+    Signaled(i32),
+}
+
+/// Wait for one child to end.
+pub fn wait_child(pid: i32) -> Result<ChildEnd, SysError> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(ChildEnd::Exited(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(ChildEnd::Signaled(sig as i32)),
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SysError::new("waitpid", format!("pid {pid}"), e)),
+        }
+    }
+}
+
+/// Is `fd` a terminal?
+pub fn is_tty(fd: BorrowedFd<'_>) -> bool {
+    rustix::termios::isatty(fd)
+}
+
+/// Re-execute dlx from a copy nobody can write, with the environment `env`. Does
+/// nothing when this process already is such a re-execution.
+///
+/// Why: the command dlx starts appears in the container's PID namespace a moment
+/// before it execs. During that moment its `/proc/<pid>/exe` is dlx's binary, and a
+/// container holding CAP_SYS_PTRACE may open it; an open handle to the *host* file
+/// could later be reopened for writing (CVE-2019-5736). So dlx runs from a detached,
+/// read-only bind mount of its own binary (a mount in no namespace: invisible, and
+/// any write through it fails with EROFS), or, where the kernel lacks the mount API,
+/// from a sealed memfd copy (no write, grow or shrink, by anybody). The environment
+/// is cut down at the same time, so the moment exposes none of the operator's.
+pub fn reexec_protected(env: &[CString], marker: &str) -> Result<(), SysError> {
+    let exe = rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        RxMode::empty(),
+    )
+    .map_err(|e| SysError::new("open", "/proc/self/exe", rx(e)))?;
+    if std::env::var_os(marker).is_some() && is_write_protected(exe.as_fd()) {
+        return Ok(());
+    }
+    let target = match readonly_mount_of_self() {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::debug!(error = %e, "no read-only mount of dlx; using a sealed memfd copy");
+            sealed_copy(exe.as_fd())?
+        }
+    };
+    let argv: Vec<CString> = std::env::args_os()
+        .map(|a| {
+            CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).unwrap_or_default()
+        })
+        .collect();
+    let err = match nix::unistd::fexecve(target.as_fd(), &argv, env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    Err(SysError::new("execveat", "protected copy of dlx", err))
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// Apply read-only, nosuid, nodev to a detached mount.
+pub fn mount_set_readonly(tree: BorrowedFd<'_>) -> Result<(), SysError> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `attr` is a valid mount_attr of the size passed, alive for the call;
+    // the path is an empty C string used with AT_EMPTY_PATH on a descriptor we own.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc)
+        .map(drop)
+        .map_err(|e| SysError::new("mount_setattr", "detached mount", e))
+}
+
+/// A detached read-only bind mount of the running binary.
+fn readonly_mount_of_self() -> Result<OwnedFd, SysError> {
+    use rustix::mount::OpenTreeFlags;
+    let tree = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        "/proc/self/exe",
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(|e| SysError::new("open_tree", "/proc/self/exe", rx(e)))?;
+    mount_set_readonly(tree.as_fd())?;
+    Ok(tree)
+}
+
+/// A sealed memfd holding a copy of `exe`.
+fn sealed_copy(exe: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
+    let size = rustix::fs::fstat(exe)
+        .map_err(|e| SysError::new("stat", "/proc/self/exe", rx(e)))?
+        .st_size as u64;
+    let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+    let memfd = rustix::fs::memfd_create("dlx", flags | rustix::fs::MemfdFlags::EXEC)
+        .or_else(|_| rustix::fs::memfd_create("dlx", flags))
+        .map_err(|e| SysError::new("memfd_create", "dlx", rx(e)))?;
+    let mut copied = 0u64;
+    while copied < size {
+        let n = rustix::fs::sendfile(&memfd, exe, None, (size - copied) as usize)
+            .map_err(|e| SysError::new("sendfile", "/proc/self/exe", rx(e)))?;
+        if n == 0 {
+            break;
+        }
+        copied += n as u64;
+    }
+    use rustix::fs::SealFlags;
+    rustix::fs::fcntl_add_seals(
+        &memfd,
+        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+    )
+    .map_err(|e| SysError::new("fcntl(F_ADD_SEALS)", "dlx memfd", rx(e)))?;
+    Ok(memfd)
+}
+
+/// Can nobody open `fd`'s file for writing? True for a file on a read-only mount
+/// and for a write-sealed memfd.
+fn is_write_protected(fd: BorrowedFd<'_>) -> bool {
+    use rustix::fs::SealFlags;
+    let sealed = rustix::fs::fcntl_get_seals(fd)
+        .is_ok_and(|s| s.contains(SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK));
+    let readonly = rustix::fs::fstatvfs(fd)
+        .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    sealed || readonly
+}
+
+/// End this process at once: no destructors, no atexit handlers, no stdio flush
+/// (a forked child must not flush or free what its parent owns).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes a plain integer and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// An event in a traced child, as the entry guard sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traced {
+    /// `pid` forked; the new child's pid is given (it starts traced too).
+    Forked { pid: i32, child: i32 },
+    /// `pid` completed an execve.
+    Execed(i32),
+    /// `pid` stopped (signal-delivery or group stop) with this signal; 0 for an
+    /// event stop.
+    Stopped { pid: i32, signal: i32 },
+    /// `pid` ended.
+    Ended { pid: i32, end: ChildEnd },
+}
+
+/// Trace `pid` (a child that waits for us) so that the process it forks is traced by
+/// us from its first instruction, and killed if dlx dies.
+pub fn trace_forks(pid: i32) -> Result<(), SysError> {
+    use nix::sys::ptrace::{seize, Options};
+    let options =
+        Options::PTRACE_O_TRACEFORK | Options::PTRACE_O_TRACEEXEC | Options::PTRACE_O_EXITKILL;
+    seize(nix::unistd::Pid::from_raw(pid), options)
+        .map_err(|e| SysError::new("ptrace(PTRACE_SEIZE)", format!("pid {pid}"), e))
+}
+
+/// Wait for the next event of any traced child.
+pub fn wait_traced() -> Result<Traced, SysError> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            Ok(s) => s,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SysError::new("waitpid", "traced children", e)),
+        };
+        return Ok(match status {
+            WaitStatus::Exited(p, code) => Traced::Ended {
+                pid: p.as_raw(),
+                end: ChildEnd::Exited(code),
+            },
+            WaitStatus::Signaled(p, sig, _) => Traced::Ended {
+                pid: p.as_raw(),
+                end: ChildEnd::Signaled(sig as i32),
+            },
+            WaitStatus::PtraceEvent(p, _, event) if event == libc::PTRACE_EVENT_FORK => {
+                let child = nix::sys::ptrace::getevent(p).map_err(|e| {
+                    SysError::new("ptrace(PTRACE_GETEVENTMSG)", format!("pid {p}"), e)
+                })?;
+                Traced::Forked {
+                    pid: p.as_raw(),
+                    child: child as i32,
+                }
+            }
+            WaitStatus::PtraceEvent(p, _, event) if event == libc::PTRACE_EVENT_EXEC => {
+                Traced::Execed(p.as_raw())
+            }
+            WaitStatus::PtraceEvent(p, _, _) => Traced::Stopped {
+                pid: p.as_raw(),
+                signal: 0,
+            },
+            WaitStatus::Stopped(p, sig) => Traced::Stopped {
+                pid: p.as_raw(),
+                signal: sig as i32,
+            },
+            _ => continue,
+        });
+    }
+}
+
+/// Let a stopped traced child go on, delivering `signal` (0 for none).
+pub fn trace_continue(pid: i32, signal: i32) -> Result<(), SysError> {
+    let sig = Signal::try_from(signal).ok();
+    nix::sys::ptrace::cont(nix::unistd::Pid::from_raw(pid), sig)
+        .map_err(|e| SysError::new("ptrace(PTRACE_CONT)", format!("pid {pid}"), e))
+}
+
+/// A new pseudo-terminal pair (master, slave), both close-on-exec, the slave sized
+/// like `size_from` when that is a terminal.
+pub fn open_pty(size_from: Option<BorrowedFd<'_>>) -> Result<(OwnedFd, OwnedFd), SysError> {
+    let size = size_from.and_then(|fd| rustix::termios::tcgetwinsize(fd).ok());
+    let pty = nix::pty::openpty(None, None).map_err(|e| SysError::new("openpty", "", e))?;
+    for fd in [&pty.master, &pty.slave] {
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
+            .map_err(|e| SysError::new("fcntl(F_SETFD)", "pty", rx(e)))?;
+    }
+    if let Some(size) = size {
+        rustix::termios::tcsetwinsize(&pty.master, size)
+            .map_err(|e| SysError::new("ioctl(TIOCSWINSZ)", "pty", rx(e)))?;
+    }
+    Ok((pty.master, pty.slave))
+}
+
+/// Copy the window size of terminal `from` to the pty master `to`.
+pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), SysError> {
+    let size = rustix::termios::tcgetwinsize(from)
+        .map_err(|e| SysError::new("ioctl(TIOCGWINSZ)", "terminal", rx(e)))?;
+    rustix::termios::tcsetwinsize(to, size)
+        .map_err(|e| SysError::new("ioctl(TIOCSWINSZ)", "pty", rx(e)))
+}
+
+/// A terminal put in raw mode; dropping it restores the saved settings.
+pub struct RawMode {
+    fd: OwnedFd,
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    /// Put the terminal `fd` in raw mode.
+    pub fn enter(fd: BorrowedFd<'_>) -> Result<RawMode, SysError> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let fd = fd
+            .try_clone_to_owned()
+            .map_err(|e| SysError::new("dup", "terminal", io_errno(&e)))?;
+        let saved = tcgetattr(&fd).map_err(|e| SysError::new("tcgetattr", "terminal", e))?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&fd, SetArg::TCSADRAIN, &raw)
+            .map_err(|e| SysError::new("tcsetattr", "terminal", e))?;
+        Ok(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            &self.fd,
+            nix::sys::termios::SetArg::TCSADRAIN,
+            &self.saved,
+        );
+    }
+}
+
+/// Keep tracing `pid` (stopped at its exec event) for the rest of its life, with no
+/// more events and no kill-on-exit, and let it run. Holding the trace is what keeps
+/// anybody else from attaching: a process has one tracer.
+pub fn trace_hold(pid: i32) -> Result<(), SysError> {
+    let p = nix::unistd::Pid::from_raw(pid);
+    nix::sys::ptrace::setoptions(p, nix::sys::ptrace::Options::empty())
+        .map_err(|e| SysError::new("ptrace(PTRACE_SETOPTIONS)", format!("pid {pid}"), e))?;
+    trace_continue(pid, 0)
+}
+
+/// Handle every pending stop of the held command `pid` without blocking, the way an
+/// untraced process would have behaved: signals are delivered, a group stop (SIGSTOP,
+/// ^Z) stays stopped until SIGCONT. Returns how it ended, if it did.
+pub fn service_held(pid: i32) -> Result<Option<ChildEnd>, SysError> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let p = nix::unistd::Pid::from_raw(pid);
+    loop {
+        let status = match waitpid(p, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+            Ok(s) => s,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return Ok(None),
+            Err(e) => return Err(SysError::new("waitpid", format!("pid {pid}"), e)),
+        };
+        match status {
+            WaitStatus::StillAlive => return Ok(None),
+            WaitStatus::Exited(_, code) => return Ok(Some(ChildEnd::Exited(code))),
+            WaitStatus::Signaled(_, sig, _) => return Ok(Some(ChildEnd::Signaled(sig as i32))),
+            // Signal-delivery stop: deliver the signal.
+            WaitStatus::Stopped(_, sig) => {
+                let _ = nix::sys::ptrace::cont(p, sig);
+            }
+            // Group stop: stay stopped, but let SIGCONT through (PTRACE_LISTEN).
+            WaitStatus::PtraceEvent(_, _, event) if event == libc::PTRACE_EVENT_STOP => {
+                // SAFETY: PTRACE_LISTEN on our own stopped tracee takes no pointers.
+                let rc = unsafe { libc::ptrace(libc::PTRACE_LISTEN, pid, 0usize, 0usize) };
+                if rc != 0 {
+                    let _ = nix::sys::ptrace::cont(p, None);
+                }
+            }
+            _ => {
+                let _ = nix::sys::ptrace::cont(p, None);
+            }
+        }
+    }
+}

@@ -1,0 +1,697 @@
+//! `dlx exec` against the real engine and kernel, on FROM-scratch containers holding
+//! only the probe (`tests/fixtures/probe.c`). Where `docker exec` is the reference,
+//! the same probe runs under both and the answers are compared.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+
+use crate::util::*;
+
+/// Lines `key value` (or `key:\tvalue`) as a map.
+fn fields(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.replace(":\t", " ");
+            let (k, v) = l.split_once(' ')?;
+            Some((k.trim_end_matches(':').to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "dlx failed: {}", describe(out));
+    stdout(out)
+}
+
+/// The host's view of the target's namespace inodes.
+fn host_ns(pid: i32) -> BTreeMap<String, String> {
+    ["mnt", "uts", "ipc", "net", "pid", "cgroup", "user", "time"]
+        .iter()
+        .filter_map(|k| {
+            let md = std::fs::metadata(format!("/proc/{pid}/ns/{k}")).ok()?;
+            Some((k.to_string(), md.ino().to_string()))
+        })
+        .collect()
+}
+
+/// Everything `docker exec` would make the process, checked on one container.
+fn assert_like_docker_exec(c: &Container) {
+    let pid = c.pid();
+    // Namespaces: every one equal to the target's, by inode, seen from the host.
+    let ns = fields(&ok(&dlx_exec(&[&c.name, "--", "/probe", "ns"])));
+    assert_eq!(ns, host_ns(pid), "namespaces of the session vs the target");
+
+    // Identity, cgroup, environment: exactly what docker exec gives.
+    for what in ["id", "cgroup", "env", "cwd"] {
+        let ours = ok(&dlx_exec(&[&c.name, "--", "/probe", what]));
+        assert_eq!(
+            ours,
+            c.docker_exec(&["/probe", what]) + "\n",
+            "{what} differs from docker exec"
+        );
+    }
+
+    // Capabilities: docker exec's sets; no_new_privs always on.
+    let ours = fields(&ok(&dlx_exec(&[&c.name, "--", "/probe", "caps"])));
+    let theirs = fields(&c.docker_exec(&["/probe", "caps"]));
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(ours[set], theirs[set], "{set} differs from docker exec");
+    }
+    assert_eq!(ours["NoNewPrivs"], "1");
+
+    // Descriptors: 0-2 only, and none of them a host file.
+    let fds = ok(&dlx_exec(&[&c.name, "--", "/probe", "fds"]));
+    let lines: Vec<&str> = fds.lines().collect();
+    assert_eq!(lines.len(), 3, "descriptors beyond 0-2: {fds}");
+    assert!(
+        lines.iter().all(|l| l.contains("pipe:[")),
+        "stdio must be pipes: {fds}"
+    );
+}
+
+#[test]
+fn plain_container_matches_docker_exec() {
+    let c = Container::probe("plain", &[]);
+    assert_like_docker_exec(&c);
+}
+
+#[test]
+fn nonroot_without_capabilities_matches_docker_exec() {
+    let c = Container::probe("nonroot", &["--user", "65532:65532", "--cap-drop", "ALL"]);
+    assert_like_docker_exec(&c);
+    let caps = fields(&ok(&dlx_exec(&[&c.name, "--", "/probe", "caps"])));
+    assert_eq!(caps["CapBnd"], "0000000000000000");
+}
+
+#[test]
+fn read_only_rootfs_matches_docker_exec() {
+    let c = Container::probe("ro", &["--read-only"]);
+    assert_like_docker_exec(&c);
+}
+
+#[test]
+fn network_none_matches_docker_exec() {
+    let c = Container::probe("nonet", &["--network", "none"]);
+    assert_like_docker_exec(&c);
+}
+
+#[test]
+fn host_environment_never_reaches_the_command() {
+    let c = Container::probe("env", &["-e", "FROM_IMAGE=1"]);
+    let out = run_timeout(
+        dlx()
+            .env("DLX_TEST_HOST_MARKER", "secret")
+            .args(["exec", "-e", "EXTRA=2", &c.name, "--", "/probe", "env"]),
+        60,
+    );
+    let env = ok(&out);
+    assert!(
+        !env.contains("DLX_TEST_HOST_MARKER"),
+        "host variable leaked: {env}"
+    );
+    assert!(
+        env.contains("FROM_IMAGE=1") && env.contains("EXTRA=2") && env.contains("HOME=/\n"),
+        "{env}"
+    );
+}
+
+#[test]
+fn exit_codes_pass_through() {
+    let c = Container::probe("codes", &[]);
+    let code = |args: &[&str]| {
+        let mut full = vec![c.name.as_str(), "--"];
+        full.extend_from_slice(args);
+        dlx_exec(&full).status.code()
+    };
+    assert_eq!(code(&["/probe", "exit", "0"]), Some(0));
+    assert_eq!(code(&["/probe", "exit", "7"]), Some(7));
+    assert_eq!(code(&["/no/such/tool"]), Some(127));
+    assert_eq!(code(&["probe-not-in-path"]), Some(127));
+    assert_eq!(code(&["/notexec"]), Some(126));
+    assert_eq!(code(&["/probe", "kill-self", "9"]), Some(137));
+    assert_eq!(code(&["/probe", "kill-self", "15"]), Some(143));
+}
+
+#[test]
+fn stdout_and_stderr_stay_separate_and_stdin_passes_with_i() {
+    let c = Container::probe("stdio", &[]);
+    let out = dlx_exec(&[&c.name, "--", "/probe", "split"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout(&out), "to-stdout\n");
+    assert_eq!(stderr(&out), "to-stderr\n");
+
+    use std::io::Write;
+    let mut child = dlx()
+        .args(["exec", "-i", &c.name, "--", "/probe", "stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello through dlx\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello through dlx\n");
+
+    // Without -i the command sees an empty stdin at once, never dlx's.
+    let out = dlx_exec(&[&c.name, "--", "/probe", "stdin"]);
+    assert_eq!((out.status.code(), stdout(&out)), (Some(0), String::new()));
+}
+
+#[test]
+fn signals_sent_to_dlx_reach_the_command() {
+    let c = Container::probe("signals", &[]);
+    for (signal, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let mut child = dlx()
+            .args(["exec", &c.name, "--", "/probe", "sleep", "60"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "SIGTERM to dlx, command killed by SIG{signal}"
+        );
+    }
+}
+
+#[test]
+fn user_workdir_and_env_flags() {
+    let c = Container::probe("flags", &["-w", "/etc"]);
+    assert_eq!(ok(&dlx_exec(&[&c.name, "--", "/probe", "cwd"])), "/etc\n");
+    assert_eq!(
+        ok(&dlx_exec(&["-w", "/", &c.name, "--", "/probe", "cwd"])),
+        "/\n"
+    );
+    assert_eq!(
+        ok(&dlx_exec(&["-u", "123:456", &c.name, "--", "/probe", "id"])),
+        "uid=123 gid=456 groups=456\n"
+    );
+    let out = dlx_exec(&["-u", "nosuchuser", &c.name, "--", "/probe", "id"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("no user \"nosuchuser\"") && stderr(&out).contains("hint:"),
+        "{}",
+        describe(&out)
+    );
+    let out = dlx_exec(&["-w", "/no/such/dir", &c.name, "--", "/probe", "cwd"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("working directory /no/such/dir does not exist"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn privileged_keeps_the_full_capability_set() {
+    let c = Container::probe("priv", &["--cap-drop", "ALL"]);
+    let caps = fields(&ok(&dlx_exec(&[
+        "--privileged",
+        &c.name,
+        "--",
+        "/probe",
+        "caps",
+    ])));
+    let own = fields(&std::fs::read_to_string("/proc/self/status").unwrap());
+    assert_eq!(caps["CapBnd"], own["CapBnd"]);
+    assert_eq!(caps["CapEff"], own["CapEff"]);
+}
+
+#[test]
+fn ns_list_joins_only_those_namespaces() {
+    let c = Container::probe("nslist", &[]);
+    let probe = probe_binary();
+    // Without the mount namespace the command comes from the host's filesystem.
+    let out = dlx_exec(&[
+        "--ns",
+        "net,uts",
+        &c.name,
+        "--",
+        probe.to_str().unwrap(),
+        "ns",
+    ]);
+    let ns = fields(&ok(&out));
+    let target = host_ns(c.pid());
+    let own = host_ns(std::process::id() as i32);
+    assert_eq!(ns["net"], target["net"]);
+    assert_eq!(ns["uts"], target["uts"]);
+    assert_eq!(ns["mnt"], own["mnt"]);
+    assert_eq!(ns["pid"], own["pid"]);
+}
+
+#[test]
+fn pid_targets_enter_a_bare_process() {
+    let c = Container::probe("bypid", &["--user", "65532:65532"]);
+    let pid = c.pid();
+    let ns = fields(&ok(&dlx_exec(&[
+        &format!("pid:{pid}"),
+        "--",
+        "/probe",
+        "ns",
+    ])));
+    assert_eq!(ns, host_ns(pid));
+    // A bare process's own identity is kept.
+    assert_eq!(
+        ok(&dlx_exec(&[&format!("pid:{pid}"), "--", "/probe", "id"])),
+        "uid=65532 gid=65532 groups=65532\n"
+    );
+}
+
+#[test]
+fn session_keyring_is_not_the_hosts() {
+    let c = Container::probe("keyring", &[]);
+    let ours = ok(&dlx_exec(&[&c.name, "--", "/probe", "keyring"]));
+    let host = Command::new(probe_binary())
+        .arg("keyring")
+        .output()
+        .unwrap();
+    assert_ne!(ours, String::from_utf8_lossy(&host.stdout));
+}
+
+#[test]
+fn session_runs_in_the_container_cgroup() {
+    let c = Container::probe("cgroup", &[]);
+    let id = c.id();
+    let cg = ok(&dlx_exec(&[&c.name, "--", "/probe", "cgroup"]));
+    assert!(
+        cg.lines()
+            .filter(|l| !l.ends_with(":/"))
+            .all(|l| l.contains(&id)),
+        "{cg}"
+    );
+    let cg = ok(&dlx_exec(&[
+        "--no-cgroup",
+        &c.name,
+        "--",
+        "/probe",
+        "cgroup",
+    ]));
+    assert!(!cg.contains(&id), "--no-cgroup still joined: {cg}");
+}
+
+// ---- bad input: one clear line, a hint, exit 125, never a hang ----
+
+fn assert_refused(out: &std::process::Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(125), "{}", describe(out));
+    let err = stderr(out);
+    assert!(
+        err.starts_with("dlx: ") && err.contains(needle),
+        "expected {needle:?}: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn missing_container_is_refused() {
+    assert_refused(
+        &dlx_exec(&["dlx-it-no-such-container", "--", "/probe"]),
+        "no such container: dlx-it-no-such-container",
+    );
+}
+
+#[test]
+fn stopped_container_is_refused() {
+    let c = Container::probe("stopped", &[]);
+    docker(&["stop", "-t", "0", &c.name]);
+    let out = dlx_exec(&[&c.name, "--", "/probe", "id"]);
+    assert_refused(&out, "is not running (exited)");
+    assert!(stderr(&out).contains("hint: `docker start"));
+}
+
+#[test]
+fn paused_container_is_refused_without_freezing() {
+    let c = Container::probe("paused", &[]);
+    docker(&["pause", &c.name]);
+    let out = dlx_exec(&[&c.name, "--", "/probe", "id"]);
+    assert_refused(&out, "is paused");
+    // The same through the cgroup freezer when no engine is asked.
+    let out = dlx_exec(&[&format!("pid:{}", c.pid()), "--", "/probe", "id"]);
+    assert_refused(&out, "is paused");
+    docker(&["unpause", &c.name]);
+}
+
+#[test]
+fn ambiguous_prefix_lists_the_candidates() {
+    // Create stopped containers until two IDs share a first hex digit (at most 17).
+    let mut made = Vec::new();
+    let prefix = loop {
+        let name = format!("dlx-it-ambiguous-{}-{}", std::process::id(), made.len());
+        let id = docker(&["create", "--name", &name, &probe_image()]);
+        made.push(name);
+        let ids: Vec<String> = made
+            .iter()
+            .map(|n| docker(&["inspect", "-f", "{{.Id}}", n]))
+            .collect();
+        if ids[..ids.len() - 1]
+            .iter()
+            .any(|other| other[..1] == id[..1])
+        {
+            break id[..1].to_string();
+        }
+    };
+    let out = dlx_exec(&[&prefix, "--", "/probe"]);
+    for name in &made {
+        let _ = docker_output(&["rm", "-f", name]);
+    }
+    assert_refused(&out, &format!("container ID prefix {prefix} is ambiguous"));
+}
+
+#[test]
+fn no_engine_socket_is_refused() {
+    let out = run_timeout(
+        dlx()
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["exec", "web", "--", "ls"]),
+        30,
+    );
+    assert_refused(
+        &out,
+        "cannot reach the container engine at unix:///nonexistent/docker.sock",
+    );
+    assert!(stderr(&out).contains("hint:"));
+}
+
+#[test]
+fn engine_refusing_connections_is_refused() {
+    let out = run_timeout(
+        dlx()
+            .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+            .args(["exec", "web", "--", "ls"]),
+        30,
+    );
+    assert_refused(
+        &out,
+        "cannot reach the container engine at tcp://127.0.0.1:1",
+    );
+}
+
+#[test]
+fn vanished_pid_is_refused() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert_refused(
+        &dlx_exec(&[&format!("pid:{pid}"), "--", "/probe"]),
+        &format!("process {pid} does not exist"),
+    );
+}
+
+#[test]
+fn not_root_is_refused_with_a_hint() {
+    let c = Container::probe("notroot", &[]);
+    let setpriv = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ]);
+        cmd.arg(env!("CARGO_BIN_EXE_dlx")).arg("exec").args(args);
+        run_timeout(&mut cmd, 30)
+    };
+    let out = setpriv(&[&c.name, "--", "/probe", "id"]);
+    assert_refused(&out, "refused the request: permission denied");
+    assert!(stderr(&out).contains("hint: run dlx as root"));
+    let out = setpriv(&[&format!("pid:{}", c.pid()), "--", "/probe", "id"]);
+    assert_refused(&out, "permission denied pinning process");
+}
+
+#[test]
+fn usage_errors_exit_125_not_2() {
+    let out = dlx_exec(&["web"]);
+    assert_refused(&out, "no command given");
+}
+
+// ---- a hostile container ----
+
+/// Parse the watcher's log into (attack, outcome, rest) lines about newcomers.
+fn attacks(log: &str) -> Vec<(String, String, String)> {
+    log.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(4, ' ');
+            let (kind, _pid, outcome) = (it.next()?, it.next()?, it.next()?);
+            Some((
+                kind.to_string(),
+                outcome.to_string(),
+                it.next().unwrap_or("").to_string(),
+            ))
+        })
+        .filter(|(k, _, _)| {
+            ["exe-write", "exe-reopen", "environ", "ptrace", "getfd"].contains(&k.as_str())
+        })
+        .collect()
+}
+
+/// A container init with CAP_SYS_PTRACE attacks every process that appears in its
+/// PID namespace. Against dlx sessions: no executable can be opened for writing
+/// (dlx's is a read-only mount, the command's is busy), no host environment is read,
+/// no attach succeeds at any time, and the only descriptors to steal are pipes. The same watcher against plain
+/// `nsenter -t PID -p` (host binary, host environment, host root) shows the attacks
+/// are real.
+#[test]
+fn hostile_container_gets_nothing_of_the_host() {
+    let c = Container::run(
+        "hostile",
+        &["--cap-add", "SYS_PTRACE", "--entrypoint", "/probe"],
+        &probe_image(),
+        &["watch", "DLX_TEST_HOST_MARKER"],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let marker = "DLX_TEST_HOST_MARKER=leaked";
+    // Short sessions give the watcher many entry windows to race; a few long ones
+    // let it attack the running command too.
+    for i in 0..20 {
+        let cmd: &[&str] = if i % 4 == 0 {
+            &["/probe", "sleep", "1"]
+        } else {
+            &["/probe", "exit", "0"]
+        };
+        let mut args = vec!["exec", c.name.as_str(), "--"];
+        args.extend_from_slice(cmd);
+        let out = run_timeout(dlx().env("DLX_TEST_HOST_MARKER", "leaked").args(&args), 30);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let log = docker(&["logs", &c.name]);
+    let seen = attacks(&log);
+    assert!(!seen.is_empty(), "the watcher saw no session at all: {log}");
+    for (kind, outcome, rest) in &seen {
+        match kind.as_str() {
+            "exe-write" | "exe-reopen" => assert_eq!(outcome, "denied", "{kind} {outcome} {rest}"),
+            "environ" => assert_ne!(outcome, "host-marker", "host environment read: {rest}"),
+            // dlx traces the command itself from birth to death: nobody else can.
+            "ptrace" => assert_eq!(outcome, "denied", "ptrace attach succeeded: {rest}"),
+            "getfd" => assert!(
+                rest.starts_with("pipe:[") || rest.starts_with("anon_inode:"),
+                "stole {rest}"
+            ),
+            _ => {}
+        }
+    }
+    assert!(!log.contains(marker));
+
+    // Control: plain nsenter into the PID namespace runs a host binary with the host
+    // environment; the same watcher catches it.
+    let before = docker(&["logs", &c.name]).len();
+    let status = Command::new("nsenter")
+        .env("DLX_TEST_HOST_MARKER", "leaked")
+        .args(["-t", &c.pid().to_string(), "-p", "--", "/bin/sleep", "1"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The engine's log copier may lag behind on a busy machine.
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = docker(&["logs", &c.name]);
+        if log[before..].contains("host-marker") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let control = attacks(&log[before..]);
+    assert!(
+        control
+            .iter()
+            .any(|(k, o, _)| k == "environ" && o == "host-marker"),
+        "the watcher failed to catch plain nsenter, so it proves nothing: {}",
+        &log[before..]
+    );
+}
+
+// ---- a real terminal ----
+
+/// A tmux session of its own, killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn new(tag: &str, cols: u16, rows: u16) -> Tmux {
+        let name = format!("dlx-it-{tag}-{}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &cols.to_string(),
+                "-y",
+                &rows.to_string(),
+                "bash --norc",
+            ])
+            .status()
+            .expect("run tmux (apt-get install tmux)");
+        assert!(ok.success());
+        Tmux(name)
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.0.as_str()];
+        args.extend_from_slice(keys);
+        assert!(Command::new("tmux").args(&args).status().unwrap().success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Wait until a line of output shows `needle` (typed command lines, which
+    /// hold the prompt, never count).
+    fn wait_for(&self, needle: &str) -> String {
+        for _ in 0..200 {
+            let screen = self.screen();
+            if screen
+                .lines()
+                .any(|l| l.contains(needle) && !l.contains("echo ") && !l.contains("stty "))
+            {
+                return screen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("terminal never showed {needle:?}:\n{}", self.screen());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn tty_sessions_get_a_new_terminal_sized_like_the_operators() {
+    let c = Container::probe("tty", &[]);
+    let dlx = env!("CARGO_BIN_EXE_dlx");
+    let term = Tmux::new("tty", 100, 30);
+    term.send(&[
+        &format!("{dlx} exec -it {} -- /probe winsize; echo rc1=$?", c.name),
+        "Enter",
+    ]);
+    let screen = term.wait_for("rc1=");
+    assert!(
+        screen.contains("30 100") && screen.contains("rc1=0"),
+        "{screen}"
+    );
+
+    // The size follows a resize of the operator's terminal.
+    term.send(&[
+        &format!("{dlx} exec -it {} -- /probe winch; echo rc2=$?", c.name),
+        "Enter",
+    ]);
+    term.wait_for("waiting");
+    assert!(Command::new("tmux")
+        .args(["resize-window", "-t", &term.0, "-x", "120", "-y", "40"])
+        .status()
+        .unwrap()
+        .success());
+    let screen = term.wait_for("rc2=");
+    assert!(
+        screen.contains("40 120") && screen.contains("rc2=0"),
+        "{screen}"
+    );
+
+    // ^C reaches the session's foreground job, and dlx reports its death.
+    term.send(&[
+        &format!("{dlx} exec -it {} -- /probe sleep 100; echo rc3=$?", c.name),
+        "Enter",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    term.send(&["C-c"]);
+    let screen = term.wait_for("rc3=");
+    assert!(screen.contains("rc3=130"), "{screen}");
+
+    // The exit status is exact, and the terminal is back in cooked mode after.
+    term.send(&[
+        &format!("{dlx} exec -it {} -- /probe exit 42; echo rc4=$?", c.name),
+        "Enter",
+    ]);
+    let screen = term.wait_for("rc4=");
+    assert!(screen.contains("rc4=42"), "{screen}");
+    term.send(&[r"stty -a | grep -ow -- '-\?icanon'", "Enter"]);
+    let screen = term.wait_for("icanon");
+    assert!(
+        screen.lines().any(|l| l.trim() == "icanon"),
+        "raw mode left behind: {screen}"
+    );
+}
+
+#[test]
+fn tty_without_i_only_shows_output() {
+    let c = Container::probe("tty-out", &[]);
+    let out = dlx_exec(&["-t", &c.name, "--", "/probe", "split"]);
+    // One terminal for both streams, CRLF line endings, and the exact status.
+    assert_eq!(out.status.code(), Some(3));
+    let text = stdout(&out);
+    assert!(
+        text.contains("to-stdout\r\n") && text.contains("to-stderr\r\n"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn restarting_container_is_refused() {
+    // A command that fails at once, restarted by the engine with a growing back-off:
+    // most of the time the container sits in "restarting".
+    let c = Container::run(
+        "restarting",
+        &["--restart", "always", "--entrypoint", "/probe"],
+        &probe_image(),
+        &["exit", "1"],
+    );
+    let mut restarting = false;
+    for _ in 0..150 {
+        if docker(&["inspect", "-f", "{{.State.Restarting}}", &c.name]) == "true" {
+            restarting = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        restarting,
+        "the container never reached the restarting state"
+    );
+    let out = dlx_exec(&[&c.name, "--", "/probe", "id"]);
+    assert_refused(&out, "is restarting");
+    assert!(stderr(&out).contains("hint: wait until it runs"));
+}
