@@ -38,3 +38,4 @@ pub mod session;
 pub mod settings;
 pub mod sys;
 pub mod target;
+pub mod toolbox;

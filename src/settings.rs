@@ -33,6 +33,27 @@ impl FromStr for TargetSpec {
     }
 }
 
+/// Which tools a session brings (`--toolbox`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolboxChoice {
+    /// The default toolbox, assembled from Debian's packages.
+    Default,
+    /// A directory of static tools.
+    Dir(std::path::PathBuf),
+    /// Only what the container has: no private view either.
+    None,
+}
+
+impl ToolboxChoice {
+    fn parse(value: Option<&str>) -> Self {
+        match value {
+            None => ToolboxChoice::Default,
+            Some("none") => ToolboxChoice::None,
+            Some(dir) => ToolboxChoice::Dir(dir.into()),
+        }
+    }
+}
+
 /// Settings of one `dlx exec`.
 #[derive(Debug, Clone)]
 pub struct ExecSettings {
@@ -54,6 +75,11 @@ pub struct ExecSettings {
     pub api_version: Option<String>,
     /// The `-e KEY` entries whose value came from dlx's own environment.
     pub copied_env: Vec<String>,
+    pub toolbox: ToolboxChoice,
+    /// `--host-tools`: host binaries in the container's net, uts and ipc namespaces.
+    pub host_tools: bool,
+    /// `--forensic`: read-only view, toolbox first in PATH, no cgroup join.
+    pub forensic: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +88,10 @@ pub enum SettingsError {
     BadPid(String),
     #[error("empty target\nhint: name a container, an ID prefix, or pid:N")]
     EmptyTarget,
-    #[error("no command given\nhint: say what to run, e.g. `dlx exec web -- ls /`")]
+    #[error("no command given\nhint: say what to run, e.g. `dlx exec web -- ls /`, or open the toolbox shell with `dlx exec -it web` (or `dlx shell web`)")]
     NoCommand,
+    #[error("no command given and no toolbox to bring a shell from\nhint: name a command the container has, or drop --toolbox none")]
+    NoShell,
     #[error("invalid environment variable {0:?}\nhint: use -e KEY=VALUE or -e KEY")]
     BadEnv(String),
     #[error(
@@ -85,8 +113,15 @@ impl ExecSettings {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
         let target = args.target.parse()?;
+        let toolbox = ToolboxChoice::parse(args.toolbox.as_deref());
+        // Without a command, -i opens the toolbox shell.
         if args.command.is_empty() {
-            return Err(SettingsError::NoCommand);
+            if !args.interactive || args.host_tools {
+                return Err(SettingsError::NoCommand);
+            }
+            if toolbox == ToolboxChoice::None {
+                return Err(SettingsError::NoShell);
+            }
         }
         let mut vars = Vec::new();
         let mut copied = Vec::new();
@@ -129,7 +164,10 @@ impl ExecSettings {
             env: vars,
             namespaces,
             privileged: args.privileged,
-            join_cgroup: !args.no_cgroup,
+            join_cgroup: !args.no_cgroup && !args.forensic && !args.host_tools,
+            toolbox,
+            host_tools: args.host_tools,
+            forensic: args.forensic,
             docker_host: env("DOCKER_HOST"),
             api_version: env("DOCKER_API_VERSION"),
             copied_env: copied,
@@ -181,6 +219,24 @@ pub fn compose_env(
         env.push(format!("HOME={home}"));
     }
     env
+}
+
+/// Put the toolbox's `bin` into `PATH`: last, so the container's own tools win, or
+/// first (forensic sessions), so trusted tools win over possibly trojaned ones.
+pub fn with_toolbox_path(env: &mut [String], bin: &str, first: bool) {
+    for item in env.iter_mut() {
+        if let Some(path) = item.strip_prefix("PATH=") {
+            let path = path.split(':').filter(|d| *d != bin && !d.is_empty());
+            let mut dirs: Vec<&str> = path.collect();
+            if first {
+                dirs.insert(0, bin);
+            } else {
+                dirs.push(bin);
+            }
+            *item = format!("PATH={}", dirs.join(":"));
+            return;
+        }
+    }
 }
 
 /// The value of `key` in a `KEY=VALUE` list.
@@ -256,6 +312,58 @@ mod tests {
         ));
         let err = parse(&["dlx", "exec", "--ns", "nett", "web", "ls"]).unwrap_err();
         assert!(err.to_string().contains("hint:"));
+    }
+
+    #[test]
+    fn interactive_without_command_means_the_toolbox_shell() {
+        let s = parse(&["dlx", "exec", "-it", "web"]).unwrap();
+        assert!(s.command.is_empty());
+        assert_eq!(s.toolbox, ToolboxChoice::Default);
+        assert!(matches!(
+            parse(&["dlx", "exec", "-it", "--toolbox", "none", "web"]),
+            Err(SettingsError::NoShell)
+        ));
+        let s = parse(&["dlx", "exec", "--toolbox", "/opt/tools", "web", "ls"]).unwrap();
+        assert_eq!(s.toolbox, ToolboxChoice::Dir("/opt/tools".into()));
+    }
+
+    #[test]
+    fn forensic_and_host_tools_do_not_join_the_cgroup() {
+        assert!(parse(&["dlx", "exec", "web", "ls"]).unwrap().join_cgroup);
+        assert!(
+            !parse(&["dlx", "exec", "--forensic", "web", "ls"])
+                .unwrap()
+                .join_cgroup
+        );
+        assert!(
+            !parse(&["dlx", "exec", "--host-tools", "web", "ss"])
+                .unwrap()
+                .join_cgroup
+        );
+    }
+
+    #[test]
+    fn host_tools_refuses_flags_that_would_reach_into_the_container() {
+        for flag in [
+            &["--toolbox", "none"][..],
+            &["--forensic"],
+            &["-u", "0"],
+            &["--ns", "pid"],
+        ] {
+            let mut argv = vec!["dlx", "exec", "--host-tools"];
+            argv.extend_from_slice(flag);
+            argv.extend_from_slice(&["web", "ss"]);
+            assert!(crate::cli::Cli::try_parse_from(&argv).is_err(), "{flag:?}");
+        }
+    }
+
+    #[test]
+    fn toolbox_bin_goes_last_or_first_in_path() {
+        let mut env = vec!["HOME=/".to_string(), "PATH=/usr/bin:/bin".to_string()];
+        with_toolbox_path(&mut env, "/.dlx/bin", false);
+        assert_eq!(env[1], "PATH=/usr/bin:/bin:/.dlx/bin");
+        with_toolbox_path(&mut env, "/.dlx/bin", true);
+        assert_eq!(env[1], "PATH=/.dlx/bin:/usr/bin:/bin");
     }
 
     #[test]

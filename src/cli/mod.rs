@@ -6,7 +6,7 @@ mod build;
 mod exec;
 
 pub use build::BuildArgs;
-pub use exec::ExecArgs;
+pub use exec::{ExecArgs, ShellArgs};
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a command inside a running container, as the container itself
     Exec(ExecArgs),
+    /// Open an interactive toolbox shell in a running container
+    Shell(ShellArgs),
     /// Build a distroless image from Debian's signed package archive
     Build(BuildArgs),
 }

@@ -4,6 +4,8 @@
 mod build;
 mod exec;
 
+use std::os::fd::AsFd;
+
 use crate::cli::{Cli, Command};
 use crate::exit::ExitStatus;
 use crate::output;
@@ -12,6 +14,10 @@ use crate::output;
 pub fn run(cli: Cli) -> ExitStatus {
     let result = match cli.command {
         Command::Exec(args) => exec::run(args),
+        Command::Shell(args) => {
+            let stdin_is_tty = crate::sys::is_tty(std::io::stdin().as_fd());
+            exec::run(args.into_exec(stdin_is_tty))
+        }
         Command::Build(args) => build::run(args),
     };
     match result {
