@@ -139,7 +139,9 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     let path = settings::env_value(&env, "PATH")
         .unwrap_or(settings::DEFAULT_PATH)
         .to_string();
-    let caps = if settings.privileged || settings.host_tools {
+    let caps = if settings.host_tools {
+        None
+    } else if settings.privileged {
         tracing::warn!(target = %resolved.label(), "--privileged: the command keeps dlx's full capability set");
         None
     } else {

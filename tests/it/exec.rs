@@ -39,16 +39,49 @@ fn host_ns(pid: i32) -> BTreeMap<String, String> {
 fn assert_like_docker_exec(c: &Container) {
     let pid = c.pid();
     // Namespaces: every one equal to the target's, by inode, seen from the host.
-    let ns = fields(&ok(&dlx_exec(&[&c.name, "--", "/probe", "ns"])));
+    let bare = |what: &str| {
+        ok(&dlx_exec(&[
+            "--toolbox",
+            "none",
+            &c.name,
+            "--",
+            "/probe",
+            what,
+        ]))
+    };
+    let ns = fields(&bare("ns"));
     assert_eq!(ns, host_ns(pid), "namespaces of the session vs the target");
+    // A toolbox session: the same, but for its private copy of the mount namespace.
+    let mut with_toolbox = fields(&ok(&dlx_exec(&[&c.name, "--", "/probe", "ns"])));
+    let mut expected = host_ns(pid);
+    let private = with_toolbox.remove("mnt").unwrap();
+    assert_ne!(
+        private,
+        expected.remove("mnt").unwrap(),
+        "toolbox session in the container's own mount namespace"
+    );
+    assert_ne!(private, host_ns(std::process::id() as i32)["mnt"]);
+    assert_eq!(with_toolbox, expected, "namespaces of a toolbox session");
 
-    // Identity, cgroup, environment: exactly what docker exec gives.
+    // Identity, cgroup, environment: exactly what docker exec gives (a toolbox
+    // session adds only the toolbox's bin, at the end of PATH).
     for what in ["id", "cgroup", "env", "cwd"] {
+        let theirs = c.docker_exec(&["/probe", what]) + "\n";
+        assert_eq!(bare(what), theirs, "{what} differs from docker exec");
         let ours = ok(&dlx_exec(&[&c.name, "--", "/probe", what]));
+        let theirs = match what {
+            "env" => theirs
+                .lines()
+                .map(|l| match l.starts_with("PATH=") {
+                    true => format!("{l}:/.dlx/bin\n"),
+                    false => format!("{l}\n"),
+                })
+                .collect(),
+            _ => theirs,
+        };
         assert_eq!(
-            ours,
-            c.docker_exec(&["/probe", what]) + "\n",
-            "{what} differs from docker exec"
+            ours, theirs,
+            "{what} of a toolbox session differs from docker exec"
         );
     }
 
@@ -457,7 +490,7 @@ fn usage_errors_exit_125_not_2() {
 // ---- a hostile container ----
 
 /// Parse the watcher's log into (attack, outcome, rest) lines about newcomers.
-fn attacks(log: &str) -> Vec<(String, String, String)> {
+pub fn attacks(log: &str) -> Vec<(String, String, String)> {
     log.lines()
         .filter_map(|l| {
             let mut it = l.splitn(4, ' ');
@@ -559,10 +592,10 @@ fn hostile_container_gets_nothing_of_the_host() {
 // ---- a real terminal ----
 
 /// A tmux session of its own, killed on drop.
-struct Tmux(String);
+pub struct Tmux(pub String);
 
 impl Tmux {
-    fn new(tag: &str, cols: u16, rows: u16) -> Tmux {
+    pub fn new(tag: &str, cols: u16, rows: u16) -> Tmux {
         let name = format!("dlx-it-{tag}-{}", std::process::id());
         let ok = Command::new("tmux")
             .args([
@@ -582,10 +615,26 @@ impl Tmux {
         Tmux(name)
     }
 
-    fn send(&self, keys: &[&str]) {
+    pub fn send(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", self.0.as_str()];
         args.extend_from_slice(keys);
         assert!(Command::new("tmux").args(&args).status().unwrap().success());
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let ok = Command::new("tmux")
+            .args([
+                "resize-window",
+                "-t",
+                &self.0,
+                "-x",
+                &cols.to_string(),
+                "-y",
+                &rows.to_string(),
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success());
     }
 
     fn screen(&self) -> String {
@@ -598,7 +647,7 @@ impl Tmux {
 
     /// Wait until a line of output shows `needle` (typed command lines, which
     /// hold the prompt, never count).
-    fn wait_for(&self, needle: &str) -> String {
+    pub fn wait_for(&self, needle: &str) -> String {
         for _ in 0..200 {
             let screen = self.screen();
             if screen
