@@ -3,8 +3,9 @@
 
 use std::str::FromStr;
 
-use crate::cli::ExecArgs;
+use crate::cli::{ExecArgs, Format, ToolboxArgs, ToolboxCommand};
 use crate::ns::{NsKind, UnknownNs};
+use crate::toolbox::{PrepareOptions, ToolboxError};
 
 /// What to enter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +147,40 @@ impl ExecSettings {
     }
 }
 
+/// What `dlx toolbox` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolboxAction {
+    /// Describe the current toolbox, as text or JSON.
+    Show { json: bool },
+    /// Assemble it now.
+    Fetch,
+}
+
+/// Settings of one `dlx toolbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolboxSettings {
+    pub action: ToolboxAction,
+    pub options: PrepareOptions,
+}
+
+impl ToolboxSettings {
+    /// Resolve `args` for this host (cache directory, architecture, whether stderr
+    /// is a terminal).
+    pub fn resolve(args: ToolboxArgs) -> Result<Self, ToolboxError> {
+        let mut options = PrepareOptions::for_host()?;
+        let action = match args.command {
+            Some(ToolboxCommand::Fetch(fetch)) => {
+                options.mirror = fetch.mirror;
+                ToolboxAction::Fetch
+            }
+            None => ToolboxAction::Show {
+                json: args.format == Format::Json,
+            },
+        };
+        Ok(ToolboxSettings { action, options })
+    }
+}
+
 /// The default `PATH` docker gives a container without one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -256,6 +291,29 @@ mod tests {
         ));
         let err = parse(&["dlx", "exec", "--ns", "nett", "web", "ls"]).unwrap_err();
         assert!(err.to_string().contains("hint:"));
+    }
+
+    #[test]
+    fn toolbox_flags_resolve() {
+        let resolve = |argv: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+            let crate::cli::Command::Toolbox(args) = cli.command else {
+                panic!("not toolbox")
+            };
+            ToolboxSettings::resolve(args).unwrap()
+        };
+        assert_eq!(
+            resolve(&["dlx", "toolbox"]).action,
+            ToolboxAction::Show { json: false }
+        );
+        assert_eq!(
+            resolve(&["dlx", "toolbox", "--format", "json"]).action,
+            ToolboxAction::Show { json: true }
+        );
+        let fetch = resolve(&["dlx", "toolbox", "fetch", "--mirror", "http://m/debian"]);
+        assert_eq!(fetch.action, ToolboxAction::Fetch);
+        assert_eq!(fetch.options.mirror.as_deref(), Some("http://m/debian"));
+        assert!(crate::cli::Cli::try_parse_from(["dlx", "toolbox", "--format", "yaml"]).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod build;
 mod exec;
+mod toolbox;
 
 use crate::cli::{Cli, Command};
 use crate::exit::ExitStatus;
@@ -13,6 +14,7 @@ pub fn run(cli: Cli) -> ExitStatus {
     let result = match cli.command {
         Command::Exec(args) => exec::run(args),
         Command::Build(args) => build::run(args),
+        Command::Toolbox(args) => toolbox::run(args),
     };
     match result {
         Ok(status) => status,

@@ -7,8 +7,9 @@
 //!   goes to `libexec/<tool>` and `bin/<tool>` is a wrapper that starts it with the
 //!   toolbox's own loader and libraries (see [`wrapper`]);
 //! - `lib/`: the loader (`PT_INTERP`'s file name) and the `DT_NEEDED` closure of every
-//!   dynamic tool plus the manifest's dlopen'd libraries, each under the name it is
-//!   asked for, holding the bytes of the file the name finally resolves to.
+//!   dynamic tool plus the manifest's dlopen'd libraries: each library's real file
+//!   (symlinks in the packages followed) under its own name, and a link from the
+//!   name asked for when that differs.
 //!
 //! Modes are fixed (0755 for executables, 0644 otherwise) whatever the packages say,
 //! and nothing is setuid.
@@ -349,7 +350,9 @@ pub fn plan(
         }
     }
 
-    // The DT_NEEDED closure, breadth first; each library under the name asked for.
+    // The DT_NEEDED closure, breadth first. Each library's file keeps its real name
+    // (some programs read their libraries' versions from it, through
+    // /proc/self/maps), with a link from the name asked for when that differs.
     while let Some((name, runpaths, needed_by)) = wanted.pop_front() {
         let slot = format!("lib/{name}");
         if layout.nodes.contains_key(&slot) {
@@ -368,14 +371,31 @@ pub fn plan(
         let found = tree::find_library(&files.tree, &name, &runpaths, arch).ok_or_else(missing)?;
         let (real, data) = files.elf(&found).ok_or_else(missing)?;
         let info = read(&real, data)?;
-        layout.nodes.insert(
-            slot,
-            Node::File {
-                data: data.to_vec(),
-                executable: false,
-            },
-        );
-        layout.libraries.push(name.clone());
+        let file_name = real.rsplit('/').next().unwrap_or(&real).to_string();
+        let file_slot = format!("lib/{file_name}");
+        match layout.nodes.get(&file_slot) {
+            None => {
+                layout.nodes.insert(
+                    file_slot,
+                    Node::File {
+                        data: data.to_vec(),
+                        executable: false,
+                    },
+                );
+                layout.libraries.push(file_name.clone());
+            }
+            Some(Node::File { data: have, .. }) if have == data => {}
+            Some(_) => {
+                return Err(ToolboxError::LibraryClash {
+                    name: file_name,
+                    path: real,
+                })
+            }
+        }
+        if file_name != name {
+            layout.nodes.insert(slot, Node::Symlink(file_name));
+            layout.libraries.push(name.clone());
+        }
         for lib in &info.needed {
             wanted.push_back((lib.clone(), info.runpaths.clone(), real.clone()));
         }
@@ -560,20 +580,25 @@ pub(crate) mod tests {
         // a static tool is itself in bin
         assert_eq!(file(&layout, "bin/probe"), (obj("static"), true));
         assert!(!layout.nodes.contains_key("libexec/probe"));
-        // lib: the loader and the closure under the names asked for, real bytes,
-        // and nothing unasked (gconv)
+        // lib: the loader and the closure: real files under their own names, links
+        // from the names asked for, and nothing unasked (gconv)
         assert_eq!(
             layout.libraries,
             [
                 "ld-linux-x86-64.so.2",
                 "libc.so.6",
                 "libgcc_s.so.1",
-                "libmnl.so.0"
+                "libmnl.so.0",
+                "libmnl.so.0.2.0"
             ]
         );
         assert_eq!(
-            file(&layout, "lib/libmnl.so.0"),
+            file(&layout, "lib/libmnl.so.0.2.0"),
             (obj("needed=libc.so.6"), false)
+        );
+        assert_eq!(
+            layout.nodes.get("lib/libmnl.so.0"),
+            Some(&Node::Symlink("libmnl.so.0.2.0".into()))
         );
         assert_eq!(
             file(&layout, "lib/ld-linux-x86-64.so.2"),

@@ -74,6 +74,8 @@ pub enum ToolboxError {
     LibraryMissing { library: String, needed_by: String },
     #[error("library {library} needed by {needed_by} is named by path, which the toolbox does not support")]
     LibraryPath { library: String, needed_by: String },
+    #[error("two different libraries are named {name} (one is {path})")]
+    LibraryClash { name: String, path: String },
     #[error("the busybox of package {package} is not static")]
     BusyboxNotStatic { package: String },
     #[error("no applet table (with sh) found in the busybox of package {package}")]
