@@ -89,7 +89,7 @@ pub enum ToolboxError {
         #[source]
         source: std::io::Error,
     },
-    #[error("toolbox tree {path} may be changed by others (owner uid {uid}, mode {mode:04o})\nhint: remove it (`rm -rf {path}`) and run `dlx toolbox fetch`")]
+    #[error("toolbox cache {path} may be changed by others (owner uid {uid}, mode {mode:04o})\nhint: remove it (`rm -rf {path}`) and run `dlx toolbox fetch`")]
     UnsafeTree { path: PathBuf, uid: u32, mode: u32 },
     #[error("no default toolbox has been assembled for {arch} yet\nhint: run `dlx toolbox fetch` (it needs the Debian archive once)")]
     NotAssembled { arch: String },
@@ -307,8 +307,40 @@ pub fn fetch(opts: &PrepareOptions) -> Result<Fetched, ToolboxError> {
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     });
-    let mut files = Extracted::new(distro_info.usr_merge);
-    for (package, path) in packages.iter().zip(&paths) {
+    let assembled =
+        assemble(&manifest, &packages, &paths, distro_info, &opts.arch).and_then(|layout| {
+            let description = describe(
+                &layout,
+                &records,
+                digest.clone(),
+                &manifest_sha,
+                distro_info.id,
+                &opts.arch,
+            );
+            store.install(&layout, &description)
+        });
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let installed = assembled?;
+    store.set_current(&opts.arch, &digest)?;
+    Ok(Fetched {
+        installed,
+        assembled: true,
+    })
+}
+
+/// Open the fetched packages (checking each is what the index promised), merge their
+/// files and lay out the tree.
+fn assemble(
+    manifest: &Manifest,
+    packages: &[Package],
+    paths: &[PathBuf],
+    distro: build::DistroInfo,
+    arch: &str,
+) -> Result<Layout, ToolboxError> {
+    let mut files = Extracted::new(distro.usr_merge);
+    for (package, path) in packages.iter().zip(paths) {
         let deb = Deb::open(path)?;
         if deb.package() != package.name || deb.version() != package.version {
             return Err(ToolboxError::PackageMismatch {
@@ -319,28 +351,10 @@ pub fn fetch(opts: &PrepareOptions) -> Result<Fetched, ToolboxError> {
         }
         files.add(
             &package.name,
-            build::package_entries(&deb, distro_info.usr_merge)?,
+            build::package_entries(&deb, distro.usr_merge)?,
         );
     }
-    let layout = layout::plan(&manifest, &files, &opts.arch, build::tree::elf_info)?;
-    drop(files);
-    let description = describe(
-        &layout,
-        &records,
-        digest.clone(),
-        &manifest_sha,
-        distro_info.id,
-        &opts.arch,
-    );
-    let installed = store.install(&layout, &description)?;
-    store.set_current(&opts.arch, &digest)?;
-    if let Some(spinner) = spinner {
-        spinner.finish_and_clear();
-    }
-    Ok(Fetched {
-        installed,
-        assembled: true,
-    })
+    layout::plan(manifest, &files, arch, build::tree::elf_info)
 }
 
 /// The `toolbox.json` of a layout.

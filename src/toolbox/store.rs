@@ -191,6 +191,12 @@ impl Store {
     /// its owner (the user dlx runs as) could change is an error, not a miss: its
     /// programs are about to run inside containers.
     pub fn open(&self, digest: &str, arch: &str) -> Result<Option<Installed>, ToolboxError> {
+        // Whoever may write the store directory may rename trees and pointers in it.
+        match fs::metadata(&self.dir) {
+            Ok(meta) => self.check_owner(&self.dir, &meta)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("inspect", &self.dir)(e)),
+        }
         let root = self.tree(digest);
         let meta = match fs::symlink_metadata(&root) {
             Ok(meta) => meta,
@@ -552,6 +558,13 @@ mod tests {
         let err = store.current("amd64", "m").unwrap_err().to_string();
         assert!(err.contains(&d) && err.contains("hint:"), "{err}");
         fs::set_permissions(&fixed.root, fs::Permissions::from_mode(0o755)).unwrap();
+        // and so is a store directory others may write (they could swap trees)
+        fs::set_permissions(store.dir(), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            store.current("amd64", "m"),
+            Err(ToolboxError::UnsafeTree { .. })
+        ));
+        fs::set_permissions(store.dir(), fs::Permissions::from_mode(0o755)).unwrap();
         // a malformed pointer is a miss
         fs::write(store.dir().join("current-amd64"), "../../etc\n").unwrap();
         assert_eq!(store.current("amd64", "m").unwrap(), Current::Missing);
