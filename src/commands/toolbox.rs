@@ -67,6 +67,26 @@ fn json_text(installed: &Installed, stale: bool) -> Result<String> {
     Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
 }
 
+/// `words` as lines of at most `width` columns (longer words alone), each indented.
+fn wrap(words: &[String], indent: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in words {
+        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > width {
+            let _ = writeln!(out, "{indent}{line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+    out
+}
+
 /// The human description.
 fn show(installed: &Installed) -> String {
     let d = &installed.description;
@@ -103,12 +123,14 @@ fn show(installed: &Installed) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "  {:width$}  {busybox} (static, {} applets: {})",
+        "  {:width$}  {busybox} (static, {} applets)",
         "busybox",
-        d.applets.len(),
-        d.applets.join(" ")
+        d.applets.len()
     );
-    let _ = writeln!(out, "libraries {}", d.libraries.join(" "));
+    let _ = writeln!(out, "applets");
+    out.push_str(&wrap(&d.applets, "  ", 80));
+    let _ = writeln!(out, "libraries");
+    out.push_str(&wrap(&d.libraries, "  ", 80));
     let _ = writeln!(out, "packages");
     let width = d.packages.iter().map(|p| p.name.len()).max().unwrap_or(0);
     for p in &d.packages {
@@ -119,4 +141,22 @@ fn show(installed: &Installed) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn lists_wrap_at_the_width() {
+        let words: Vec<String> = ["aaaa", "bbbb", "cccc", "dddddddddddd"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            wrap(&words, "  ", 13),
+            "  aaaa bbbb\n  cccc\n  dddddddddddd\n"
+        );
+        assert_eq!(wrap(&[], "  ", 13), "");
+    }
 }
