@@ -17,6 +17,10 @@
 //! [`build`] (tier data, generated files, image assembly) → [`oci`] (deterministic
 //! layers, OCI layout, tar, engine load, push).
 //!
+//! [`toolbox`] assembles the tools a session finds at `/.dlx` (BusyBox, ss, ip,
+//! tcpdump, strace, curl, lsof) from Debian's packages through [`apt`], cached by
+//! digest, and checks an operator's own `--toolbox DIR`.
+//!
 //! Every kernel side effect goes through [`sys`], the only module allowed `unsafe`.
 
 pub mod apt;

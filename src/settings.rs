@@ -3,8 +3,9 @@
 
 use std::str::FromStr;
 
-use crate::cli::ExecArgs;
+use crate::cli::{ExecArgs, Format, ToolboxArgs, ToolboxCommand};
 use crate::ns::{NsKind, UnknownNs};
+use crate::toolbox::{PrepareOptions, ToolboxChoice, ToolboxError};
 
 /// What to enter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,24 +34,12 @@ impl FromStr for TargetSpec {
     }
 }
 
-/// Which tools a session brings (`--toolbox`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolboxChoice {
-    /// The default toolbox, assembled from Debian's packages.
-    Default,
-    /// A directory of static tools.
-    Dir(std::path::PathBuf),
-    /// Only what the container has: no private view either.
-    None,
-}
-
-impl ToolboxChoice {
-    fn parse(value: Option<&str>) -> Self {
-        match value {
-            None => ToolboxChoice::Default,
-            Some("none") => ToolboxChoice::None,
-            Some(dir) => ToolboxChoice::Dir(dir.into()),
-        }
+/// `--toolbox` as given: absent (the default toolbox), `none`, or a directory.
+fn toolbox_choice(value: Option<&str>) -> ToolboxChoice {
+    match value {
+        None => ToolboxChoice::Default,
+        Some("none") => ToolboxChoice::None,
+        Some(dir) => ToolboxChoice::Dir(dir.into()),
     }
 }
 
@@ -104,7 +93,13 @@ pub enum SettingsError {
 
 /// Environment variables dlx itself reads; the only ones it keeps when it re-executes
 /// itself before entering a container.
-pub const OWN_ENV: [&str; 4] = ["DOCKER_HOST", "DOCKER_API_VERSION", "DLX_LOG", "NO_COLOR"];
+pub const OWN_ENV: [&str; 5] = [
+    "DOCKER_HOST",
+    "DOCKER_API_VERSION",
+    "DLX_LOG",
+    "NO_COLOR",
+    "DLX_CACHE_DIR",
+];
 
 impl ExecSettings {
     /// Resolve `args`, reading dlx's environment through `env`.
@@ -113,7 +108,7 @@ impl ExecSettings {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
         let target = args.target.parse()?;
-        let toolbox = ToolboxChoice::parse(args.toolbox.as_deref());
+        let toolbox = toolbox_choice(args.toolbox.as_deref());
         // Without a command, -i opens the toolbox shell.
         if args.command.is_empty() {
             if !args.interactive || args.host_tools {
@@ -181,6 +176,40 @@ impl ExecSettings {
             .iter()
             .filter_map(|k| env(k).map(|v| format!("{k}={v}")));
         own.chain(self.copied_env.iter().cloned()).collect()
+    }
+}
+
+/// What `dlx toolbox` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolboxAction {
+    /// Describe the current toolbox, as text or JSON.
+    Show { json: bool },
+    /// Assemble it now.
+    Fetch,
+}
+
+/// Settings of one `dlx toolbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolboxSettings {
+    pub action: ToolboxAction,
+    pub options: PrepareOptions,
+}
+
+impl ToolboxSettings {
+    /// Resolve `args` for this host (cache directory, architecture, whether stderr
+    /// is a terminal).
+    pub fn resolve(args: ToolboxArgs) -> Result<Self, ToolboxError> {
+        let mut options = PrepareOptions::for_host()?;
+        let action = match args.command {
+            Some(ToolboxCommand::Fetch(fetch)) => {
+                options.mirror = fetch.mirror;
+                ToolboxAction::Fetch
+            }
+            None => ToolboxAction::Show {
+                json: args.format == Format::Json,
+            },
+        };
+        Ok(ToolboxSettings { action, options })
     }
 }
 
@@ -364,6 +393,29 @@ mod tests {
         assert_eq!(env[1], "PATH=/usr/bin:/bin:/.dlx/bin");
         with_toolbox_path(&mut env, "/.dlx/bin", true);
         assert_eq!(env[1], "PATH=/.dlx/bin:/usr/bin:/bin");
+    }
+
+    #[test]
+    fn toolbox_flags_resolve() {
+        let resolve = |argv: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+            let crate::cli::Command::Toolbox(args) = cli.command else {
+                panic!("not toolbox")
+            };
+            ToolboxSettings::resolve(args).unwrap()
+        };
+        assert_eq!(
+            resolve(&["dlx", "toolbox"]).action,
+            ToolboxAction::Show { json: false }
+        );
+        assert_eq!(
+            resolve(&["dlx", "toolbox", "--format", "json"]).action,
+            ToolboxAction::Show { json: true }
+        );
+        let fetch = resolve(&["dlx", "toolbox", "fetch", "--mirror", "http://m/debian"]);
+        assert_eq!(fetch.action, ToolboxAction::Fetch);
+        assert_eq!(fetch.options.mirror.as_deref(), Some("http://m/debian"));
+        assert!(crate::cli::Cli::try_parse_from(["dlx", "toolbox", "--format", "yaml"]).is_err());
     }
 
     #[test]

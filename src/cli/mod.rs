@@ -4,9 +4,11 @@
 
 mod build;
 mod exec;
+mod toolbox;
 
 pub use build::BuildArgs;
 pub use exec::{ExecArgs, ShellArgs};
+pub use toolbox::{FetchArgs, Format, ToolboxArgs, ToolboxCommand};
 
 use clap::{Parser, Subcommand};
 
@@ -35,4 +37,6 @@ pub enum Command {
     Shell(ShellArgs),
     /// Build a distroless image from Debian's signed package archive
     Build(BuildArgs),
+    /// Show or fetch the toolbox `dlx exec` sessions find at /.dlx
+    Toolbox(ToolboxArgs),
 }

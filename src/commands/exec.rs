@@ -39,6 +39,13 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     sys::close_range_from(3).context("cannot close inherited file descriptors")?;
     sys::harden_self().context("cannot harden the dlx process")?;
     let mut own_env = settings.own_env(|k| std::env::var(k).ok());
+    // The toolbox cache is found from HOME, which the re-execution does not keep.
+    if !own_env.iter().any(|e| e.starts_with("DLX_CACHE_DIR=")) {
+        own_env.push(format!(
+            "DLX_CACHE_DIR={}",
+            crate::apt::default_cache_dir().display()
+        ));
+    }
     own_env.push(format!("{REEXEC_MARKER}=1"));
     sys::reexec_protected(&to_cstrings(&own_env)?, REEXEC_MARKER)
         .context("cannot re-execute dlx from a protected copy")?;
@@ -90,7 +97,7 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     // The toolbox, and the private view of the container's filesystem it lives in
     // (only when we enter that filesystem at all).
     let toolbox = match joins_mnt {
-        true => toolbox::prepare(&settings.toolbox)?,
+        true => toolbox::prepare(&settings.toolbox, &toolbox::PrepareOptions::for_host()?)?,
         false => None,
     };
     let view = match (&toolbox, settings.forensic && joins_mnt) {
@@ -106,9 +113,9 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     };
     let mut command = settings.command.clone();
     if let Some(t) = &toolbox {
-        settings::with_toolbox_path(&mut env, &t.bin, settings.forensic);
+        settings::with_toolbox_path(&mut env, t.bin, settings.forensic);
         if command.is_empty() {
-            command = vec![format!("{}/sh", t.bin)];
+            command = t.shell().into_iter().collect();
             if settings::env_value(&env, "PS1").is_none() {
                 env.push(format!("PS1=dlx:{}:\\w\\$ ", resolved.short_name()));
             }

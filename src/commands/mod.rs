@@ -3,6 +3,7 @@
 
 mod build;
 mod exec;
+mod toolbox;
 
 use std::os::fd::AsFd;
 
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> ExitStatus {
             exec::run(args.into_exec(stdin_is_tty))
         }
         Command::Build(args) => build::run(args),
+        Command::Toolbox(args) => toolbox::run(args),
     };
     match result {
         Ok(status) => status,

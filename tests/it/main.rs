@@ -10,4 +10,5 @@ mod build;
 mod build_util;
 mod exec;
 mod session;
+mod toolbox;
 mod util;
