@@ -18,5 +18,8 @@ step "cargo fmt --check"
 cargo fmt --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+step "the default toolbox (assembled once; sessions in many tests use it at once)"
+cargo build --locked
+target/debug/dlx -q toolbox >/dev/null 2>&1 || target/debug/dlx toolbox fetch >/dev/null
 step "cargo test"
 cargo test --locked --all-targets -- "$@"
