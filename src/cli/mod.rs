@@ -4,11 +4,13 @@
 
 mod build;
 mod exec;
+mod ps;
 
 pub use build::BuildArgs;
 pub use exec::ExecArgs;
+pub use ps::{PsArgs, PsFormat};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Debug shell-less containers safely, and build distroless images from Debian's
 /// signed archive.
@@ -33,4 +35,20 @@ pub enum Command {
     Exec(ExecArgs),
     /// Build a distroless image from Debian's signed package archive
     Build(BuildArgs),
+    /// List running containers across the engines dlx can reach
+    Ps(PsArgs),
+}
+
+/// `--engine` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// The Docker API (`DOCKER_HOST`, else /var/run/docker.sock)
+    Docker,
+    /// Podman's Docker-compatible API (`CONTAINER_HOST`, else /run/podman/podman.sock)
+    Podman,
+    /// containerd's API (`CONTAINERD_ADDRESS`, else /run/containerd/containerd.sock and
+    /// /run/docker/containerd/containerd.sock)
+    Containerd,
+    /// No engine: the host's /proc/*/cgroup (same as --no-engine)
+    None,
 }

@@ -3,6 +3,7 @@
 
 mod build;
 mod exec;
+pub mod ps;
 
 use crate::cli::{Cli, Command};
 use crate::exit::ExitStatus;
@@ -13,6 +14,7 @@ pub fn run(cli: Cli) -> ExitStatus {
     let result = match cli.command {
         Command::Exec(args) => exec::run(args),
         Command::Build(args) => build::run(args),
+        Command::Ps(args) => ps::run(args),
     };
     match result {
         Ok(status) => status,

@@ -8,5 +8,6 @@
 mod apt;
 mod build;
 mod build_util;
+mod engines;
 mod exec;
 mod util;
