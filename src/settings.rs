@@ -168,7 +168,12 @@ impl ExecSettings {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
         let target = args.target.parse()?;
-        let engine = select_engine(&args.target, args.engine, args.no_engine)?;
+        let mut engine = select_engine(&args.target, args.engine, args.no_engine)?;
+        // `DOCKER_HOST` names the engine as surely as `--engine docker` does: a
+        // container missing there is not looked for elsewhere.
+        if engine == Selection::Auto && env("DOCKER_HOST").is_some_and(|h| !h.is_empty()) {
+            engine = Selection::Only(EngineKind::Docker);
+        }
         if args.command.is_empty() {
             return Err(SettingsError::NoCommand);
         }
@@ -341,6 +346,24 @@ mod tests {
         assert!(sel("docker://4f3a", None, true).is_err());
         // A name that merely contains a scheme-like word is a name.
         assert_eq!(split_scheme("dockerd"), (None, "dockerd"));
+    }
+
+    #[test]
+    fn docker_host_selects_docker() {
+        let args = |target: &str| {
+            let cli = crate::cli::Cli::try_parse_from(["dlx", "exec", target, "--", "ls"]).unwrap();
+            let crate::cli::Command::Exec(args) = cli.command else {
+                panic!("not exec")
+            };
+            args
+        };
+        let with_host = |k: &str| (k == "DOCKER_HOST").then(|| "unix:///x.sock".to_string());
+        let s = ExecSettings::resolve(args("web"), with_host).unwrap();
+        assert_eq!(s.engine, Selection::Only(EngineKind::Docker));
+        let s = ExecSettings::resolve(args("podman://web"), with_host).unwrap();
+        assert_eq!(s.engine, Selection::Only(EngineKind::Podman));
+        let s = ExecSettings::resolve(args("web"), |_| None).unwrap();
+        assert_eq!(s.engine, Selection::Auto);
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub struct ExecArgs {
     #[arg(long)]
     pub no_cgroup: bool,
 
-    /// The engine to ask about TARGET [default: the first of docker, podman,
-    /// containerd that knows it]
+    /// The engine to ask about TARGET [default: docker when DOCKER_HOST is set, else
+    /// the first of docker, podman, containerd that knows it]
     #[arg(long, value_enum, value_name = "ENGINE")]
     pub engine: Option<EngineArg>,
 

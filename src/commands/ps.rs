@@ -145,7 +145,11 @@ pub fn table(rows: &[Row]) -> String {
             [
                 r.engine.clone(),
                 engine::short_id(&r.id).to_string(),
-                dash(&r.name),
+                // containerd's `NAMESPACE/ID`, shortened like the ID column.
+                match r.name.strip_suffix(r.id.as_str()) {
+                    Some(ns) if !r.id.is_empty() => format!("{ns}{}", engine::short_id(&r.id)),
+                    _ => dash(&r.name),
+                },
                 dash(&r.image),
                 r.pid.to_string(),
                 dash(&r.user),
@@ -287,9 +291,24 @@ mod tests {
                 tier: None,
             },
         ];
+        let mut rows = rows;
+        rows.push(Row {
+            engine: "containerd".into(),
+            id: "c".repeat(64),
+            name: format!("default/{}", "c".repeat(64)),
+            image: "docker.io/app:1".into(),
+            pid: 9,
+            user: "0:0".into(),
+            shell: None,
+            tier: Some("cc".into()),
+        });
         let t = table(&rows);
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
+        assert!(
+            lines[3].contains(&format!(" default/{} ", "c".repeat(12))),
+            "{t}"
+        );
         let words = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
         assert_eq!(
             words(lines[1]),

@@ -45,7 +45,7 @@ fn run(prog: &str, args: &[&str]) -> String {
 /// `apt-get install PACKAGE` unless `command` is on PATH already.
 fn ensure_command(command: &str, package: &str) {
     let found = Command::new("sh")
-        .args(["-c", &format!("command -v {command}")])
+        .args(["-c", &format!("command -v {command} >/dev/null")])
         .status()
         .unwrap()
         .success();

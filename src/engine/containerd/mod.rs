@@ -323,7 +323,7 @@ impl Engine for Containerd {
                 let tasks =
                     proto::each(&answer, 1, Process::decode).map_err(|e| malformed(daemon, e))?;
                 for task in tasks.into_iter().filter(|t| t.status == Status::Running) {
-                    match self.get_container(daemon, &ns, &task.container_id) {
+                    match self.get_container(daemon, &ns, task.container()) {
                         Ok(c) => out.push(describe(&ns, &c, Some(&task))),
                         // Deleted between the two calls.
                         Err(EngineError::NotFound { .. }) => {}
@@ -443,6 +443,7 @@ mod tests {
         };
         let task = Process {
             container_id: "4f3a".into(),
+            id: String::new(),
             pid: 777,
             status: Status::Running,
         };

@@ -219,20 +219,34 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
     pub container_id: String,
+    /// The process ID: the container's ID for its init (`Tasks.List` fills in only
+    /// this one, not `container_id`).
+    pub id: String,
     pub pid: u32,
     pub status: Status,
 }
 
 impl Process {
+    /// The container this process belongs to.
+    pub fn container(&self) -> &str {
+        if self.container_id.is_empty() {
+            &self.id
+        } else {
+            &self.container_id
+        }
+    }
+
     pub fn decode(buf: &[u8]) -> Result<Process, ProtoError> {
         let mut p = Process {
             container_id: String::new(),
+            id: String::new(),
             pid: 0,
             status: Status::Unknown,
         };
         for field in fields(buf) {
             match field? {
                 (1, v) => p.container_id = v.string()?,
+                (2, v) => p.id = v.string()?,
                 (3, v) => p.pid = u32::try_from(v.uint()?).map_err(|_| ProtoError("pid"))?,
                 (4, v) => p.status = Status::from_wire(v.uint()?),
                 _ => {}
@@ -318,8 +332,7 @@ mod tests {
         assert_eq!(each(&resp, 1, Container::decode).unwrap().len(), 2);
 
         let mut p = Vec::new();
-        put_bytes(&mut p, 1, b"abc123");
-        put_bytes(&mut p, 2, b"");
+        put_bytes(&mut p, 2, b"abc123");
         put_uint(&mut p, 3, 4242);
         put_uint(&mut p, 4, 2);
         put_uint(&mut p, 9, 0);
@@ -329,7 +342,8 @@ mod tests {
         assert_eq!(
             got,
             vec![Process {
-                container_id: "abc123".into(),
+                container_id: String::new(),
+                id: "abc123".into(),
                 pid: 4242,
                 status: Status::Running
             }]
