@@ -31,6 +31,9 @@ pub struct Plan {
     pub ns_flags: NsFlags,
     pub join_cgroup_ns: bool,
     pub join_user_ns: bool,
+    /// The session's private view of the container's filesystem (toolbox sessions);
+    /// `None` runs in the container's own mount namespace.
+    pub view: Option<View>,
     /// Host `cgroup.procs` files to write ourselves into (empty: stay in dlx's).
     pub cgroup_procs: Vec<OwnedFd>,
     pub rlimits: Vec<Rlimit>,
@@ -53,6 +56,14 @@ pub struct Plan {
     pub tty: bool,
 }
 
+/// What the private view holds (see `sys::enter_private_view`).
+pub struct View {
+    /// Detached read-only clone of the toolbox, made on the host.
+    pub toolbox: Option<OwnedFd>,
+    /// The container's tree read-only too (forensic sessions).
+    pub read_only: bool,
+}
+
 /// Where the report descriptor sits once E has cleared out every other descriptor.
 pub const REPORT_FD: RawFd = 3;
 
@@ -66,8 +77,9 @@ pub enum Step {
     ExecLabel,
     Namespaces,
     CgroupNamespace,
-    UserNamespace,
     Verify,
+    View,
+    UserNamespace,
     Keyring,
     NoNewPrivs,
     Bounding,
@@ -81,15 +93,16 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 18] = [
+    const ALL: [Step; 19] = [
         Step::ParentDeathSignal,
         Step::Cgroup,
         Step::Rlimit,
         Step::ExecLabel,
         Step::Namespaces,
         Step::CgroupNamespace,
-        Step::UserNamespace,
         Step::Verify,
+        Step::View,
+        Step::UserNamespace,
         Step::Keyring,
         Step::NoNewPrivs,
         Step::Bounding,
@@ -117,6 +130,7 @@ impl Step {
             Step::CgroupNamespace => "join the container's cgroup namespace",
             Step::UserNamespace => "join the container's user namespace",
             Step::Verify => "verify the joined namespaces",
+            Step::View => "build the session's private view of the container's filesystem",
             Step::Keyring => "create a session keyring",
             Step::NoNewPrivs => "set no_new_privs",
             Step::Bounding => "limit the capability bounding set",
@@ -217,8 +231,7 @@ pub fn enter(plan: &Plan, sys: &dyn Sys) -> Result<Fork, Failure> {
 
     // Join through the pidfd: atomic (all or none) and immune to PID reuse. The
     // cgroup namespace comes after the cgroup move so its root is the container's
-    // cgroup; the user namespace comes last because afterwards our capabilities
-    // count only inside it.
+    // cgroup.
     if !plan.ns_flags.is_empty() {
         sys.setns(plan.pidfd.as_fd(), plan.ns_flags)
             .map_err(at(Step::Namespaces))?;
@@ -227,12 +240,9 @@ pub fn enter(plan: &Plan, sys: &dyn Sys) -> Result<Fork, Failure> {
         sys.setns(plan.pidfd.as_fd(), NsKind::Cgroup.flag())
             .map_err(at(Step::CgroupNamespace))?;
     }
-    if plan.join_user_ns {
-        sys.setns(plan.pidfd.as_fd(), NsKind::User.flag())
-            .map_err(at(Step::UserNamespace))?;
-    }
 
-    // Let P check from the host, by inode, that we are where we meant to be.
+    // Let P check from the host, by inode, that we are where we meant to be (the
+    // container's own mount namespace, before we copy it).
     sys.report(plan.report.as_raw_fd(), &Report::Joined.encode())
         .map_err(at(Step::Verify))?;
     if !sys.wait_go(plan.go.as_raw_fd()).map_err(at(Step::Verify))? {
@@ -240,6 +250,21 @@ pub fn enter(plan: &Plan, sys: &dyn Sys) -> Result<Fork, Failure> {
             step: Step::Verify,
             error: SysError::new("verify", "namespaces", Errno::ECANCELED),
         });
+    }
+
+    // The private view (toolbox sessions): copied while we are still in the initial
+    // user namespace, so the copy belongs to it and nobody in the container can
+    // change or enter-and-alter it.
+    if let Some(view) = &plan.view {
+        let toolbox = view.toolbox.as_ref().map(|fd| fd.as_fd());
+        sys.enter_private_view(toolbox, view.read_only)
+            .map_err(at(Step::View))?;
+    }
+    // The user namespace last (same pinned pidfd): afterwards our capabilities count
+    // only inside it.
+    if plan.join_user_ns {
+        sys.setns(plan.pidfd.as_fd(), NsKind::User.flag())
+            .map_err(at(Step::UserNamespace))?;
     }
 
     // Become the container's process. Keyrings are not namespaced: a new anonymous
@@ -350,6 +375,10 @@ mod tests {
             ns_flags: NsKind::Mnt.flag() | NsKind::Pid.flag() | NsKind::Net.flag(),
             join_cgroup_ns: true,
             join_user_ns: true,
+            view: Some(View {
+                toolbox: Some(fd()),
+                read_only: false,
+            }),
             cgroup_procs: vec![fd(), fd()],
             rlimits: vec![Rlimit {
                 resource: 7,
@@ -464,6 +493,51 @@ mod tests {
         let err = enter(&plan(Some(CAPS)), &sys).unwrap_err();
         assert_eq!(err.step, Step::Verify);
         assert!(!sys.names().iter().any(|n| n == "set_ids" || n == "fork"));
+    }
+
+    #[test]
+    fn private_view_is_built_after_verification_and_before_user_ns_and_drop() {
+        let sys = FakeSys::default();
+        enter(&plan(Some(CAPS)), &sys).unwrap();
+        let order = [
+            "wait_go",
+            "enter_private_view",
+            "setns",
+            "set_no_new_privs",
+            "set_ids",
+        ];
+        let calls = sys.calls.borrow().clone();
+        let user = format!("setns({:#x})", libc::CLONE_NEWUSER);
+        let pos = |op: &str| {
+            if op == "setns" {
+                calls.iter().position(|c| *c == user).unwrap()
+            } else {
+                sys.position(op)
+            }
+        };
+        let positions: Vec<usize> = order.iter().map(|op| pos(op)).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{calls:?}");
+        assert!(calls.contains(&"enter_private_view(toolbox=true,ro=false)".to_string()));
+    }
+
+    #[test]
+    fn no_private_view_without_a_toolbox_session() {
+        let sys = FakeSys::default();
+        let mut p = plan(Some(CAPS));
+        p.view = None;
+        enter(&p, &sys).unwrap();
+        assert!(!sys.names().iter().any(|n| n == "enter_private_view"));
+    }
+
+    #[test]
+    fn a_failed_private_view_stops_before_the_user_namespace() {
+        let sys = FakeSys {
+            fail_at: Some("enter_private_view"),
+            ..FakeSys::default()
+        };
+        let err = enter(&plan(Some(CAPS)), &sys).unwrap_err();
+        assert_eq!(err.step, Step::View);
+        assert_eq!(sys.names().last().unwrap(), "enter_private_view");
     }
 
     #[test]

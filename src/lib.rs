@@ -17,6 +17,10 @@
 //! [`build`] (tier data, generated files, image assembly) → [`oci`] (deterministic
 //! layers, OCI layout, tar, engine load, push).
 //!
+//! [`toolbox`] assembles the tools a session finds at `/.dlx` (BusyBox, ss, ip,
+//! tcpdump, strace, curl, lsof) from Debian's packages through [`apt`], cached by
+//! digest, and checks an operator's own `--toolbox DIR`.
+//!
 //! `dlx ps` asks every [`engine`] for its running containers and looks at each
 //! image from the inside with [`survey`] (shell, distroless tier).
 //!
@@ -42,3 +46,4 @@ pub mod settings;
 pub mod survey;
 pub mod sys;
 pub mod target;
+pub mod toolbox;

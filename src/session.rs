@@ -71,6 +71,8 @@ pub struct Started {
     pub pid: i32,
     /// Set when it already ended (its exec failed) while still guarded.
     pub ended: Option<ChildEnd>,
+    /// A failed exec the command process reported before the enterer's last word.
+    pub exec_failed: Option<Outcome>,
 }
 
 /// Follow the enterer (pid `enterer`) through the entry sequence. `verify` is called
@@ -118,17 +120,36 @@ pub fn start(
     } else {
         (sys::wait_child(enterer)?, None, None)
     };
-    // The enterer's last word: the command's pid, or the step that failed.
-    let last = read_report(report)?;
+    // The enterer's last word: the command's pid, or the step that failed. The
+    // command process runs as soon as it is forked, so a failed exec of its own may
+    // reach the pipe before the enterer reports the fork.
+    let mut last = read_report(report)?;
+    let mut exec_failed = None;
+    if let Some(Report::ExecFailed { errno, found }) = last {
+        exec_failed = Some(Outcome::ExecFailed { errno, found });
+        last = read_report(report)?;
+    }
     match (last, enterer_end) {
         (Some(Report::Spawned(pid)), ChildEnd::Exited(0)) => Ok(Ok(Started {
             pid: command.unwrap_or(pid),
             ended: command_end,
+            exec_failed,
         })),
         (Some(Report::Failed(step, errno)), _) => Ok(Err(Outcome::StepFailed(step, errno))),
         (_, end) => Err(SessionError::EntererDied(end)),
     }
 }
+
+/// Whether dlx follows the children of traced process `pid` (just past an exec).
+/// Toolbox programs run through the toolbox's own loader; their children are left
+/// to them, so that strace in a session can trace what it starts (which keeps
+/// everybody else out just as well).
+fn follows_forks(pid: i32) -> bool {
+    !sys::exe_path(pid).is_some_and(|exe| exe.starts_with(TOOLBOX_LOADER_DIR))
+}
+
+/// Where the toolbox keeps its loader, as the session sees it.
+const TOOLBOX_LOADER_DIR: &str = crate::toolbox::LIB;
 
 /// Trace the enterer and its child until the enterer has exited and the child has
 /// either completed its exec (then it is released) or ended.
@@ -145,10 +166,16 @@ fn follow_guarded(enterer: i32) -> Result<(ChildEnd, Option<i32>, Option<ChildEn
             }
             sys::Traced::Execed(pid) if pid != enterer => {
                 // It runs the container's own program now; dlx keeps holding the
-                // trace so that nobody else can attach to it either.
+                // trace, and takes every process it starts, so that nobody else can
+                // attach to any of them either.
                 command.get_or_insert(pid);
-                sys::trace_hold(pid)?;
+                sys::trace_hold(pid, follows_forks(pid))?;
                 released = true;
+                // From here on the command's own events wait for `relay`; only the
+                // enterer's exit is still to come.
+                if enterer_end.is_none() {
+                    enterer_end = Some(sys::wait_child(enterer)?);
+                }
             }
             sys::Traced::Stopped { pid, signal } => {
                 // The child's first stop, or a signal arriving meanwhile: deliver it.
@@ -202,7 +229,7 @@ pub fn relay(
         sys::set_nonblocking(w.as_fd(), true)?;
     }
     let mut pending: Vec<u8> = Vec::new();
-    let mut exec_failed: Option<Outcome> = None;
+    let mut exec_failed: Option<Outcome> = command.exec_failed;
     let mut buf = vec![0u8; 64 * 1024];
 
     let end = loop {
@@ -257,10 +284,12 @@ pub fn relay(
                     let child_changed =
                         forward_signals(signals, pidfd.as_fd(), pty.as_ref().map(|p| p.as_fd()));
                     if child_changed && ended.is_none() {
-                        ended = sys::service_held(command.pid)?;
+                        ended = sys::service_traced(command.pid, follows_forks)?;
                     }
                 }
-                b'p' if ended.is_none() => ended = Some(sys::wait_child(command.pid)?),
+                b'p' if ended.is_none() => {
+                    ended = sys::service_traced(command.pid, follows_forks)?;
+                }
                 b'r' => {
                     let r = report
                         .as_ref()

@@ -3,9 +3,10 @@
 
 use std::str::FromStr;
 
-use crate::cli::{EngineArg, ExecArgs, PsArgs, PsFormat};
+use crate::cli::{EngineArg, ExecArgs, Format, PsArgs, PsFormat, ToolboxArgs, ToolboxCommand};
 use crate::engine::{Endpoints, EngineKind, Selection};
 use crate::ns::{NsKind, UnknownNs};
+use crate::toolbox::{PrepareOptions, ToolboxChoice, ToolboxError};
 
 /// What to enter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,15 @@ impl PsSettings {
     }
 }
 
+/// `--toolbox` as given: absent (the default toolbox), `none`, or a directory.
+fn toolbox_choice(value: Option<&str>) -> ToolboxChoice {
+    match value {
+        None => ToolboxChoice::Default,
+        Some("none") => ToolboxChoice::None,
+        Some(dir) => ToolboxChoice::Dir(dir.into()),
+    }
+}
+
 /// Settings of one `dlx exec`.
 #[derive(Debug, Clone)]
 pub struct ExecSettings {
@@ -128,6 +138,11 @@ pub struct ExecSettings {
     pub endpoints: Endpoints,
     /// The `-e KEY` entries whose value came from dlx's own environment.
     pub copied_env: Vec<String>,
+    pub toolbox: ToolboxChoice,
+    /// `--host-tools`: host binaries in the container's net, uts and ipc namespaces.
+    pub host_tools: bool,
+    /// `--forensic`: read-only view, toolbox first in PATH, no cgroup join.
+    pub forensic: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,8 +151,10 @@ pub enum SettingsError {
     BadPid(String),
     #[error("empty target\nhint: name a container, an ID prefix, or pid:N")]
     EmptyTarget,
-    #[error("no command given\nhint: say what to run, e.g. `dlx exec web -- ls /`")]
+    #[error("no command given\nhint: say what to run, e.g. `dlx exec web -- ls /`, or open the toolbox shell with `dlx exec -it web` (or `dlx shell web`)")]
     NoCommand,
+    #[error("no command given and no toolbox to bring a shell from\nhint: name a command the container has, or drop --toolbox none")]
+    NoShell,
     #[error("invalid environment variable {0:?}\nhint: use -e KEY=VALUE or -e KEY")]
     BadEnv(String),
     #[error(
@@ -152,13 +169,14 @@ pub enum SettingsError {
 
 /// Environment variables dlx itself reads; the only ones it keeps when it re-executes
 /// itself before entering a container.
-pub const OWN_ENV: [&str; 6] = [
+pub const OWN_ENV: [&str; 7] = [
     "DOCKER_HOST",
     "DOCKER_API_VERSION",
     "CONTAINER_HOST",
     "CONTAINERD_ADDRESS",
     "DLX_LOG",
     "NO_COLOR",
+    "DLX_CACHE_DIR",
 ];
 
 impl ExecSettings {
@@ -174,8 +192,15 @@ impl ExecSettings {
         if engine == Selection::Auto && env("DOCKER_HOST").is_some_and(|h| !h.is_empty()) {
             engine = Selection::Only(EngineKind::Docker);
         }
+        let toolbox = toolbox_choice(args.toolbox.as_deref());
+        // Without a command, -i opens the toolbox shell.
         if args.command.is_empty() {
-            return Err(SettingsError::NoCommand);
+            if !args.interactive || args.host_tools {
+                return Err(SettingsError::NoCommand);
+            }
+            if toolbox == ToolboxChoice::None {
+                return Err(SettingsError::NoShell);
+            }
         }
         let mut vars = Vec::new();
         let mut copied = Vec::new();
@@ -218,7 +243,10 @@ impl ExecSettings {
             env: vars,
             namespaces,
             privileged: args.privileged,
-            join_cgroup: !args.no_cgroup,
+            join_cgroup: !args.no_cgroup && !args.forensic && !args.host_tools,
+            toolbox,
+            host_tools: args.host_tools,
+            forensic: args.forensic,
             docker_host: env("DOCKER_HOST"),
             api_version: env("DOCKER_API_VERSION"),
             engine,
@@ -234,6 +262,40 @@ impl ExecSettings {
             .iter()
             .filter_map(|k| env(k).map(|v| format!("{k}={v}")));
         own.chain(self.copied_env.iter().cloned()).collect()
+    }
+}
+
+/// What `dlx toolbox` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolboxAction {
+    /// Describe the current toolbox, as text or JSON.
+    Show { json: bool },
+    /// Assemble it now.
+    Fetch,
+}
+
+/// Settings of one `dlx toolbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolboxSettings {
+    pub action: ToolboxAction,
+    pub options: PrepareOptions,
+}
+
+impl ToolboxSettings {
+    /// Resolve `args` for this host (cache directory, architecture, whether stderr
+    /// is a terminal).
+    pub fn resolve(args: ToolboxArgs) -> Result<Self, ToolboxError> {
+        let mut options = PrepareOptions::for_host()?;
+        let action = match args.command {
+            Some(ToolboxCommand::Fetch(fetch)) => {
+                options.mirror = fetch.mirror;
+                ToolboxAction::Fetch
+            }
+            None => ToolboxAction::Show {
+                json: args.format == Format::Json,
+            },
+        };
+        Ok(ToolboxSettings { action, options })
     }
 }
 
@@ -272,6 +334,24 @@ pub fn compose_env(
         env.push(format!("HOME={home}"));
     }
     env
+}
+
+/// Put the toolbox's `bin` into `PATH`: last, so the container's own tools win, or
+/// first (forensic sessions), so trusted tools win over possibly trojaned ones.
+pub fn with_toolbox_path(env: &mut [String], bin: &str, first: bool) {
+    for item in env.iter_mut() {
+        if let Some(path) = item.strip_prefix("PATH=") {
+            let path = path.split(':').filter(|d| *d != bin && !d.is_empty());
+            let mut dirs: Vec<&str> = path.collect();
+            if first {
+                dirs.insert(0, bin);
+            } else {
+                dirs.push(bin);
+            }
+            *item = format!("PATH={}", dirs.join(":"));
+            return;
+        }
+    }
 }
 
 /// The value of `key` in a `KEY=VALUE` list.
@@ -421,6 +501,81 @@ mod tests {
         ));
         let err = parse(&["dlx", "exec", "--ns", "nett", "web", "ls"]).unwrap_err();
         assert!(err.to_string().contains("hint:"));
+    }
+
+    #[test]
+    fn interactive_without_command_means_the_toolbox_shell() {
+        let s = parse(&["dlx", "exec", "-it", "web"]).unwrap();
+        assert!(s.command.is_empty());
+        assert_eq!(s.toolbox, ToolboxChoice::Default);
+        assert!(matches!(
+            parse(&["dlx", "exec", "-it", "--toolbox", "none", "web"]),
+            Err(SettingsError::NoShell)
+        ));
+        let s = parse(&["dlx", "exec", "--toolbox", "/opt/tools", "web", "ls"]).unwrap();
+        assert_eq!(s.toolbox, ToolboxChoice::Dir("/opt/tools".into()));
+    }
+
+    #[test]
+    fn forensic_and_host_tools_do_not_join_the_cgroup() {
+        assert!(parse(&["dlx", "exec", "web", "ls"]).unwrap().join_cgroup);
+        assert!(
+            !parse(&["dlx", "exec", "--forensic", "web", "ls"])
+                .unwrap()
+                .join_cgroup
+        );
+        assert!(
+            !parse(&["dlx", "exec", "--host-tools", "web", "ss"])
+                .unwrap()
+                .join_cgroup
+        );
+    }
+
+    #[test]
+    fn host_tools_refuses_flags_that_would_reach_into_the_container() {
+        for flag in [
+            &["--toolbox", "none"][..],
+            &["--forensic"],
+            &["-u", "0"],
+            &["--ns", "pid"],
+        ] {
+            let mut argv = vec!["dlx", "exec", "--host-tools"];
+            argv.extend_from_slice(flag);
+            argv.extend_from_slice(&["web", "ss"]);
+            assert!(crate::cli::Cli::try_parse_from(&argv).is_err(), "{flag:?}");
+        }
+    }
+
+    #[test]
+    fn toolbox_bin_goes_last_or_first_in_path() {
+        let mut env = vec!["HOME=/".to_string(), "PATH=/usr/bin:/bin".to_string()];
+        with_toolbox_path(&mut env, "/.dlx/bin", false);
+        assert_eq!(env[1], "PATH=/usr/bin:/bin:/.dlx/bin");
+        with_toolbox_path(&mut env, "/.dlx/bin", true);
+        assert_eq!(env[1], "PATH=/.dlx/bin:/usr/bin:/bin");
+    }
+
+    #[test]
+    fn toolbox_flags_resolve() {
+        let resolve = |argv: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+            let crate::cli::Command::Toolbox(args) = cli.command else {
+                panic!("not toolbox")
+            };
+            ToolboxSettings::resolve(args).unwrap()
+        };
+        assert_eq!(
+            resolve(&["dlx", "toolbox"]).action,
+            ToolboxAction::Show { json: false }
+        );
+        assert_eq!(
+            resolve(&["dlx", "toolbox", "--format", "json"]).action,
+            ToolboxAction::Show { json: true }
+        );
+        let fetch = resolve(&["dlx", "toolbox", "fetch", "--mirror", "http://m/debian"]);
+        assert_eq!(fetch.action, ToolboxAction::Fetch);
+        assert_eq!(fetch.options.mirror.as_deref(), Some("http://m/debian"));
+        assert!(crate::cli::Cli::try_parse_from(["dlx", "toolbox", "--format", "yaml"]).is_err());
     }
 
     #[test]

@@ -45,6 +45,14 @@ impl Resolved {
             None => format!("pid {}", self.pid),
         }
     }
+
+    /// A short name for prompts: the container's name, or `pid-N`.
+    pub fn short_name(&self) -> String {
+        match &self.container {
+            Some(c) => c.name.clone(),
+            None => format!("pid-{}", self.pid),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,9 @@ use super::EngineArg;
                         dlx exec podman://db -- ls /var/lib\n  \
                         dlx exec containerd://k8s.io/4f3a9c -- ls /\n  \
                         dlx exec --no-engine 4f3a9c -- ls /\n  \
+                        dlx exec web -- ss -tulpn\n  \
+                        dlx exec -it web\n  \
+                        dlx exec --host-tools web -- tcpdump -ni any -c 10\n  \
                         dlx exec --ns net,uts pid:4242 -- hostname"
 )]
 pub struct ExecArgs {
@@ -54,6 +57,27 @@ pub struct ExecArgs {
     #[arg(long)]
     pub no_cgroup: bool,
 
+    /// Tools to bring: the default toolbox (BusyBox, ss, ip, tcpdump, strace, curl,
+    /// lsof), a DIR of static tools, or `none` for only what the container has. The
+    /// tools appear read-only at /.dlx (their bin/ last in PATH) in a private view of
+    /// the container's filesystem that the container never sees
+    #[arg(long, value_name = "DIR|none")]
+    pub toolbox: Option<String>,
+
+    /// Run the host's own binaries with the host's filesystem, in the container's
+    /// network, uts and ipc namespaces only (what nsenter recipes do). Such a process
+    /// holds the host filesystem, so it never joins the container's PID, mount, user
+    /// or cgroup namespace or its cgroup: nothing in the container can see, signal or
+    /// trace it. It runs as you, with your capabilities
+    #[arg(long, conflicts_with_all = ["toolbox", "forensic", "ns", "user", "privileged"])]
+    pub host_tools: bool,
+
+    /// Forensic session: the container's filesystem is read-only in the session's
+    /// private view, the toolbox comes first in PATH (trusted tools over the
+    /// container's), and the container's cgroup is not joined
+    #[arg(long)]
+    pub forensic: bool,
+
     /// The engine to ask about TARGET [default: docker when DOCKER_HOST is set, else
     /// the first of docker, podman, containerd that knows it]
     #[arg(long, value_enum, value_name = "ENGINE")]
@@ -75,11 +99,71 @@ pub struct ExecArgs {
     /// `containerd://[NAMESPACE/]ID`, or pid:N for a host process
     pub target: String,
 
-    /// The command and its arguments
+    /// The command and its arguments (default with -i: the toolbox shell)
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "CMD"
     )]
     pub command: Vec<String>,
+}
+
+/// Open an interactive toolbox shell in a running container (`dlx exec -it TARGET`).
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// USER[:GROUP], numeric or a name from the container's own /etc/passwd and /etc/group
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// Set an environment variable (KEY=VALUE, or KEY to copy it from dlx's environment)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Tools to bring: a DIR of static tools instead of the default toolbox
+    #[arg(long, value_name = "DIR")]
+    pub toolbox: Option<String>,
+
+    /// Forensic session (see `dlx exec --help`)
+    #[arg(long)]
+    pub forensic: bool,
+
+    /// The engine to ask about TARGET (see `dlx exec --help`)
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub engine: Option<EngineArg>,
+
+    /// Find TARGET (an ID or unique ID prefix) in the host's cgroups, asking no
+    /// engine (see `dlx exec --help`)
+    #[arg(long, conflicts_with = "engine")]
+    pub no_engine: bool,
+
+    /// Container name, ID, unique ID prefix, `docker://`, `podman://` or
+    /// `containerd://[NAMESPACE/]ID`, or pid:N for a host process
+    pub target: String,
+}
+
+impl ShellArgs {
+    /// The `dlx exec` this shell is: interactive, with a terminal when stdin is one.
+    pub fn into_exec(self, stdin_is_tty: bool) -> ExecArgs {
+        ExecArgs {
+            interactive: true,
+            tty: stdin_is_tty,
+            user: self.user,
+            workdir: self.workdir,
+            env: self.env,
+            ns: None,
+            privileged: false,
+            no_cgroup: false,
+            toolbox: self.toolbox,
+            host_tools: false,
+            forensic: self.forensic,
+            engine: self.engine,
+            no_engine: self.no_engine,
+            target: self.target,
+            command: Vec::new(),
+        }
+    }
 }

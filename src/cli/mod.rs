@@ -5,10 +5,12 @@
 mod build;
 mod exec;
 mod ps;
+mod toolbox;
 
 pub use build::BuildArgs;
-pub use exec::ExecArgs;
+pub use exec::{ExecArgs, ShellArgs};
 pub use ps::{PsArgs, PsFormat};
+pub use toolbox::{FetchArgs, Format, ToolboxArgs, ToolboxCommand};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -33,8 +35,12 @@ pub struct Cli {
 pub enum Command {
     /// Run a command inside a running container, as the container itself
     Exec(ExecArgs),
+    /// Open an interactive toolbox shell in a running container
+    Shell(ShellArgs),
     /// Build a distroless image from Debian's signed package archive
     Build(BuildArgs),
+    /// Show or fetch the toolbox `dlx exec` sessions find at /.dlx
+    Toolbox(ToolboxArgs),
     /// List running containers across the engines dlx can reach
     Ps(PsArgs),
 }

@@ -19,9 +19,13 @@ use crate::session::{self, Outcome, Pipes, SessionError};
 use crate::settings::{self, ExecSettings};
 use crate::sys::{self, CapSets, Fork, Ids, LinuxSys, Sys};
 use crate::target::{self, Resolved};
+use crate::toolbox;
 
 /// Set in the environment of dlx's protected re-execution.
 const REEXEC_MARKER: &str = "DLX_REEXEC";
+
+/// The namespaces `--host-tools` shares with the container.
+const HOST_TOOLS_NS: [NsKind; 3] = [NsKind::Net, NsKind::Uts, NsKind::Ipc];
 
 /// Largest container `/etc/passwd` or `/etc/group` dlx reads.
 const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
@@ -35,6 +39,13 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     sys::close_range_from(3).context("cannot close inherited file descriptors")?;
     sys::harden_self().context("cannot harden the dlx process")?;
     let mut own_env = settings.own_env(|k| std::env::var(k).ok());
+    // The toolbox cache is found from HOME, which the re-execution does not keep.
+    if !own_env.iter().any(|e| e.starts_with("DLX_CACHE_DIR=")) {
+        own_env.push(format!(
+            "DLX_CACHE_DIR={}",
+            crate::apt::default_cache_dir().display()
+        ));
+    }
     own_env.push(format!("{REEXEC_MARKER}=1"));
     sys::reexec_protected(&to_cstrings(&own_env)?, REEXEC_MARKER)
         .context("cannot re-execute dlx from a protected copy")?;
@@ -70,20 +81,61 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
         bail!("{} is paused (its cgroup is frozen)\nhint: unpause it first (`docker unpause`); dlx will not join a frozen cgroup", resolved.label());
     }
 
-    // 4. Decide everything the session will be, while still on the host.
+    // 4. Decide everything the session will be, while still on the host. Host tools
+    //    share only the container's network, uts and ipc namespaces and keep the
+    //    host's filesystem, so they must stay out of its PID namespace and cgroup.
     let own_ns = pin::own_namespaces()?;
-    let joins = ns::plan(&pinned.namespaces, &own_ns, settings.namespaces.as_deref());
+    let wanted = if settings.host_tools {
+        Some(&HOST_TOOLS_NS[..])
+    } else {
+        settings.namespaces.as_deref()
+    };
+    let joins = ns::plan(&pinned.namespaces, &own_ns, wanted);
     tracing::debug!(?joins, "namespaces to join");
     let joins_mnt = joins.iter().any(|j| j.kind == NsKind::Mnt);
     let (ids, home) = identity_of(&settings, &resolved, &pinned, joins_mnt)?;
-    let container = resolved.container.as_ref();
-    let env = settings::compose_env(
+    let container = resolved.container.as_ref().filter(|_| !settings.host_tools);
+    let mut env = settings::compose_env(
         container.map(|c| c.env.as_slice()).unwrap_or(&[]),
         container.map(|c| c.hostname.as_str()),
         settings.tty,
         &settings.env,
         &home,
     );
+
+    // The toolbox, and the private view of the container's filesystem it lives in
+    // (only when we enter that filesystem at all).
+    let toolbox = match joins_mnt {
+        true => toolbox::prepare(&settings.toolbox, &toolbox::PrepareOptions::for_host()?)?,
+        false => None,
+    };
+    let view = match (&toolbox, settings.forensic && joins_mnt) {
+        (None, false) => None,
+        (tree, read_only) => Some(launch::View {
+            toolbox: tree
+                .as_ref()
+                .map(|t| sys::clone_read_only(&t.root))
+                .transpose()
+                .context("cannot prepare the toolbox mount")?,
+            read_only,
+        }),
+    };
+    let mut command = settings.command.clone();
+    if let Some(t) = &toolbox {
+        settings::with_toolbox_path(&mut env, t.bin, settings.forensic);
+        if command.is_empty() {
+            command = t.shell().into_iter().collect();
+            if settings::env_value(&env, "PS1").is_none() {
+                env.push(format!("PS1=dlx:{}:\\w\\$ ", resolved.short_name()));
+            }
+        }
+    }
+    if command.is_empty() {
+        bail!(
+            "no command given and no toolbox shell for {}\nhint: name a command the container has",
+            resolved.label()
+        );
+    }
     let workdir = settings
         .workdir
         .clone()
@@ -92,11 +144,20 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
                 .map(|c| c.working_dir.clone())
                 .filter(|w| !w.is_empty())
         })
+        .or_else(|| {
+            settings
+                .host_tools
+                .then(|| std::env::current_dir().ok())
+                .flatten()
+                .map(|d| d.to_string_lossy().into_owned())
+        })
         .unwrap_or_else(|| "/".into());
     let path = settings::env_value(&env, "PATH")
         .unwrap_or(settings::DEFAULT_PATH)
         .to_string();
-    let caps = if settings.privileged {
+    let caps = if settings.host_tools {
+        None
+    } else if settings.privileged {
         tracing::warn!(target = %resolved.label(), "--privileged: the command keeps dlx's full capability set");
         None
     } else {
@@ -109,6 +170,7 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
             permitted: b,
         })
     };
+    let host_side = !settings.host_tools;
     let cgroup_procs = if settings.join_cgroup {
         let own = cgroup::parse(&String::from_utf8_lossy(&sys::read_file(
             "/proc/self/cgroup",
@@ -132,14 +194,21 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
         ns_flags: ns::flags(&joins, &[NsKind::Cgroup, NsKind::User]),
         join_cgroup_ns: joins.iter().any(|j| j.kind == NsKind::Cgroup),
         join_user_ns: joins.iter().any(|j| j.kind == NsKind::User),
+        view,
         cgroup_procs,
-        rlimits: pinned.rlimits.clone(),
-        exec_label: exec_label(pinned.lsm.as_ref())?,
+        rlimits: match host_side {
+            true => pinned.rlimits.clone(),
+            false => Vec::new(),
+        },
+        exec_label: match host_side {
+            true => exec_label(pinned.lsm.as_ref())?,
+            false => None,
+        },
         ids,
         caps,
         workdir: CString::new(workdir.clone())?,
-        candidates: to_cstrings(&launch::candidates(&settings.command[0], &path))?,
-        argv: to_cstrings(&settings.command)?,
+        candidates: to_cstrings(&launch::candidates(&command[0], &path))?,
+        argv: to_cstrings(&command)?,
         envp: to_cstrings(&env)?,
         stdio,
         report: report_w,
@@ -161,8 +230,15 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     } = plan;
     drop((stdio, report_w, go_r));
 
+    // P verifies what E joined before its private view and user namespace (both come
+    // after the check, the latter through the same pinned pidfd).
+    let verified: Vec<ns::Join> = joins
+        .iter()
+        .filter(|j| j.kind != NsKind::User)
+        .cloned()
+        .collect();
     let started = session::start(enterer, report_r.as_fd(), go_w, |pid| {
-        verify_joins(pid, &joins)
+        verify_joins(pid, &verified)
     })
     .with_context(|| format!("cannot enter {}", resolved.label()))?;
     let outcome = match started {
@@ -181,7 +257,7 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     };
 
     // 7. The command's own status, or why there was none.
-    let cmd = &settings.command[0];
+    let cmd = &command[0];
     Ok(match outcome {
         Outcome::Exited(code) => ExitStatus::exited(code),
         Outcome::Signaled(sig) => ExitStatus::signaled(sig),
@@ -311,6 +387,8 @@ fn identity_of(
     let (passwd, group) = (text(&passwd), text(&group));
     let container = resolved.container.as_ref();
     let spec = match (&settings.user, container) {
+        // Host tools run as the operator.
+        _ if settings.host_tools => format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
         (Some(u), _) => u.clone(),
         (None, Some(c)) => c.user.clone(),
         // A bare process: run as it runs.
@@ -320,7 +398,11 @@ fn identity_of(
     let user = identity::resolve(&spec, passwd.as_deref(), group.as_deref(), &group_add)
         .with_context(|| format!("cannot resolve user {spec:?} in {}", resolved.label()))?;
     let mut groups = user.groups;
-    if settings.user.is_none() && container.is_none() {
+    if settings.host_tools {
+        groups = nix::unistd::getgroups()
+            .map(|g| g.iter().map(|g| g.as_raw()).collect())
+            .unwrap_or_default();
+    } else if settings.user.is_none() && container.is_none() {
         groups = pinned.groups.clone();
     }
     Ok((

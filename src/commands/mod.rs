@@ -4,6 +4,9 @@
 mod build;
 mod exec;
 pub mod ps;
+mod toolbox;
+
+use std::os::fd::AsFd;
 
 use crate::cli::{Cli, Command};
 use crate::exit::ExitStatus;
@@ -13,8 +16,13 @@ use crate::output;
 pub fn run(cli: Cli) -> ExitStatus {
     let result = match cli.command {
         Command::Exec(args) => exec::run(args),
+        Command::Shell(args) => {
+            let stdin_is_tty = crate::sys::is_tty(std::io::stdin().as_fd());
+            exec::run(args.into_exec(stdin_is_tty))
+        }
         Command::Build(args) => build::run(args),
         Command::Ps(args) => ps::run(args),
+        Command::Toolbox(args) => toolbox::run(args),
     };
     match result {
         Ok(status) => status,

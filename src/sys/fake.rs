@@ -75,6 +75,16 @@ impl Sys for FakeSys {
     fn setns(&self, _pidfd: BorrowedFd<'_>, flags: NsFlags) -> Result<(), SysError> {
         self.record("setns", format!("{:#x}", flags.bits()))
     }
+    fn enter_private_view(
+        &self,
+        toolbox: Option<BorrowedFd<'_>>,
+        read_only: bool,
+    ) -> Result<(), SysError> {
+        self.record(
+            "enter_private_view",
+            format!("toolbox={},ro={read_only}", toolbox.is_some()),
+        )
+    }
     fn report(&self, _fd: RawFd, record: &[u8]) -> Result<(), SysError> {
         self.record(
             "report",

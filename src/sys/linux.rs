@@ -15,7 +15,7 @@ use rustix::fs::{Mode as RxMode, OFlags, ResolveFlags};
 
 use super::{CapSets, Fork, Ids, NsFlags, Rlimit, Sys, SysError};
 
-fn rx(err: rustix::io::Errno) -> Errno {
+pub(super) fn rx(err: rustix::io::Errno) -> Errno {
     Errno::from_raw(err.raw_os_error())
 }
 
@@ -65,6 +65,14 @@ impl Sys for LinuxSys {
     fn setns(&self, pidfd: BorrowedFd<'_>, flags: NsFlags) -> Result<(), SysError> {
         nix::sched::setns(pidfd, flags)
             .map_err(|e| SysError::new("setns", format!("{flags:?} via pidfd"), e))
+    }
+
+    fn enter_private_view(
+        &self,
+        toolbox: Option<BorrowedFd<'_>>,
+        read_only: bool,
+    ) -> Result<(), SysError> {
+        super::view::enter_private_view(&super::view::ViewSpec { toolbox, read_only })
     }
 
     fn report(&self, fd: RawFd, record: &[u8]) -> Result<(), SysError> {
@@ -638,14 +646,20 @@ const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 
-/// Apply read-only, nosuid, nodev to a detached mount.
-pub fn mount_set_readonly(tree: BorrowedFd<'_>) -> Result<(), SysError> {
+/// Set mount attributes (`MOUNT_ATTR_*` bits) on the mount `tree` refers to, and with
+/// `recursive` on every mount below it too.
+pub(super) fn mount_setattr(
+    tree: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+) -> Result<(), SysError> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_set: set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: `attr` is a valid mount_attr of the size passed, alive for the call;
     // the path is an empty C string used with AT_EMPTY_PATH on a descriptor we own.
     let rc = unsafe {
@@ -653,7 +667,7 @@ pub fn mount_set_readonly(tree: BorrowedFd<'_>) -> Result<(), SysError> {
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -661,6 +675,15 @@ pub fn mount_set_readonly(tree: BorrowedFd<'_>) -> Result<(), SysError> {
     Errno::result(rc)
         .map(drop)
         .map_err(|e| SysError::new("mount_setattr", "detached mount", e))
+}
+
+/// Apply read-only, nosuid, nodev to a detached mount.
+pub fn mount_set_readonly(tree: BorrowedFd<'_>) -> Result<(), SysError> {
+    mount_setattr(
+        tree,
+        false,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )
 }
 
 /// A detached read-only bind mount of the running binary.
@@ -851,48 +874,91 @@ impl Drop for RawMode {
     }
 }
 
-/// Keep tracing `pid` (stopped at its exec event) for the rest of its life, with no
-/// more events and no kill-on-exit, and let it run. Holding the trace is what keeps
-/// anybody else from attaching: a process has one tracer.
-pub fn trace_hold(pid: i32) -> Result<(), SysError> {
+/// Keep tracing `pid` (stopped at its exec event) for the rest of its life and let
+/// it run. Holding the trace is what keeps anybody else from attaching: a process has
+/// one tracer. With `follow_forks`, every process and thread it starts is traced from
+/// birth too (and each of their execs is reported); without, only its threads are,
+/// so that a tracer in the session (strace) can trace its own children. Every traced
+/// process dies with dlx.
+pub fn trace_hold(pid: i32, follow_forks: bool) -> Result<(), SysError> {
+    use nix::sys::ptrace::Options;
     let p = nix::unistd::Pid::from_raw(pid);
-    nix::sys::ptrace::setoptions(p, nix::sys::ptrace::Options::empty())
+    let mut options = Options::PTRACE_O_TRACECLONE | Options::PTRACE_O_EXITKILL;
+    if follow_forks {
+        options |= Options::PTRACE_O_TRACEFORK
+            | Options::PTRACE_O_TRACEVFORK
+            | Options::PTRACE_O_TRACEEXEC;
+    }
+    nix::sys::ptrace::setoptions(p, options)
         .map_err(|e| SysError::new("ptrace(PTRACE_SETOPTIONS)", format!("pid {pid}"), e))?;
     trace_continue(pid, 0)
 }
 
-/// Handle every pending stop of the held command `pid` without blocking, the way an
-/// untraced process would have behaved: signals are delivered, a group stop (SIGSTOP,
-/// ^Z) stays stopped until SIGCONT. Returns how it ended, if it did.
-pub fn service_held(pid: i32) -> Result<Option<ChildEnd>, SysError> {
+/// The program a process runs, as a path in its own root (`/proc/<pid>/exe`).
+pub fn exe_path(pid: i32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+/// Handle every pending stop of the session's traced processes without blocking, the
+/// way untraced processes would have behaved: signals are delivered, a group stop
+/// (SIGSTOP, ^Z) stays stopped until SIGCONT, new processes and threads run on. After
+/// an exec, `follow_forks(pid)` says whether that program's children are followed
+/// too. Returns how `command` ended, once it has.
+pub fn service_traced(
+    command: i32,
+    follow_forks: impl Fn(i32) -> bool,
+) -> Result<Option<ChildEnd>, SysError> {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    let p = nix::unistd::Pid::from_raw(pid);
+    let mut ended = None;
     loop {
-        let status = match waitpid(p, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+        let status = match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
             Ok(s) => s,
             Err(Errno::EINTR) => continue,
-            Err(Errno::ECHILD) => return Ok(None),
-            Err(e) => return Err(SysError::new("waitpid", format!("pid {pid}"), e)),
+            Err(Errno::ECHILD) => return Ok(ended),
+            Err(e) => return Err(SysError::new("waitpid", "session processes", e)),
         };
         match status {
-            WaitStatus::StillAlive => return Ok(None),
-            WaitStatus::Exited(_, code) => return Ok(Some(ChildEnd::Exited(code))),
-            WaitStatus::Signaled(_, sig, _) => return Ok(Some(ChildEnd::Signaled(sig as i32))),
+            WaitStatus::StillAlive => return Ok(ended),
+            WaitStatus::Exited(p, code) if p.as_raw() == command => {
+                ended = Some(ChildEnd::Exited(code))
+            }
+            WaitStatus::Signaled(p, sig, _) if p.as_raw() == command => {
+                ended = Some(ChildEnd::Signaled(sig as i32))
+            }
+            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {}
             // Signal-delivery stop: deliver the signal.
-            WaitStatus::Stopped(_, sig) => {
+            WaitStatus::Stopped(p, sig) => {
                 let _ = nix::sys::ptrace::cont(p, sig);
             }
-            // Group stop: stay stopped, but let SIGCONT through (PTRACE_LISTEN).
-            WaitStatus::PtraceEvent(_, _, event) if event == libc::PTRACE_EVENT_STOP => {
+            WaitStatus::PtraceEvent(p, sig, event) if event == libc::PTRACE_EVENT_STOP => {
+                let group_stop = matches!(
+                    sig,
+                    Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+                );
                 // SAFETY: PTRACE_LISTEN on our own stopped tracee takes no pointers.
-                let rc = unsafe { libc::ptrace(libc::PTRACE_LISTEN, pid, 0usize, 0usize) };
-                if rc != 0 {
+                let listened = group_stop
+                    && unsafe { libc::ptrace(libc::PTRACE_LISTEN, p.as_raw(), 0usize, 0usize) }
+                        == 0;
+                // Otherwise the first stop of a new process or thread: let it run.
+                if !listened {
                     let _ = nix::sys::ptrace::cont(p, None);
                 }
             }
-            _ => {
+            WaitStatus::PtraceEvent(p, _, event) if event == libc::PTRACE_EVENT_EXEC => {
+                if !follow_forks(p.as_raw()) {
+                    let _ = nix::sys::ptrace::setoptions(
+                        p,
+                        nix::sys::ptrace::Options::PTRACE_O_TRACECLONE
+                            | nix::sys::ptrace::Options::PTRACE_O_EXITKILL,
+                    );
+                }
                 let _ = nix::sys::ptrace::cont(p, None);
             }
+            // Fork, vfork, clone: the new one is traced already; the parent goes on.
+            WaitStatus::PtraceEvent(p, _, _) | WaitStatus::PtraceSyscall(p) => {
+                let _ = nix::sys::ptrace::cont(p, None);
+            }
+            WaitStatus::Continued(_) => {}
         }
     }
 }

@@ -8,11 +8,13 @@
 //!   pinned directory, pipes, signals, waiting), which run before anything is entered.
 
 mod linux;
+mod view;
 
 #[cfg(test)]
 pub mod fake;
 
 pub use linux::*;
+pub use view::{clone_read_only, TOOLBOX_NAME};
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{BorrowedFd, RawFd};
@@ -87,6 +89,14 @@ pub trait Sys {
     fn set_exec_label(&self, attr: &CStr, label: &[u8]) -> Result<(), SysError>;
     /// Join the namespaces `flags` of the process behind `pidfd`, all or none.
     fn setns(&self, pidfd: BorrowedFd<'_>, flags: NsFlags) -> Result<(), SysError>;
+    /// Move into a private copy of the (joined) mount namespace whose root shadows
+    /// the container's, with `toolbox` attached at `/.dlx`; `read_only` makes the
+    /// container's tree read-only in it. See `view.rs`.
+    fn enter_private_view(
+        &self,
+        toolbox: Option<BorrowedFd<'_>>,
+        read_only: bool,
+    ) -> Result<(), SysError>;
     /// Tell the parent how far we got (a fixed-size record on the report pipe).
     fn report(&self, fd: RawFd, record: &[u8]) -> Result<(), SysError>;
     /// Block until the parent says go (one byte on the sync pipe); false on EOF.

@@ -23,6 +23,13 @@ const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 
 // ---- helpers ----
 
+/// `dlx exec --toolbox none ARGS...`: the container's own mount namespace and tools,
+/// so the session compares with the container one to one (toolbox sessions are
+/// checked on their own in `assert_exec_suite`).
+fn exec(args: &[&str]) -> Output {
+    run_timeout(dlx().args(["exec", "--toolbox", "none"]).args(args), 60)
+}
+
 fn ok(out: &Output) -> String {
     assert!(out.status.success(), "dlx failed: {}", describe(out));
     stdout(out)
@@ -134,11 +141,19 @@ fn status_ids(pid: i32) -> (String, String) {
 /// The core of the exec suite, against `target` whose init is host PID `pid`:
 /// namespaces by inode, identity, and exit codes 0/7/127/137.
 fn assert_exec_suite(target: &str, pid: i32) {
-    let ns = fields(&ok(&dlx_exec(&[target, "--", "/probe", "ns"])));
+    let ns = fields(&ok(&exec(&[target, "--", "/probe", "ns"])));
     assert_eq!(ns, host_ns(pid), "namespaces of the session vs {target}");
+    // A toolbox session: the same, but for its private copy of the mount namespace.
+    let mut toolbox = fields(&ok(&dlx_exec(&[target, "--", "/probe", "ns"])));
+    let mut expected = host_ns(pid);
+    assert_ne!(toolbox.remove("mnt"), expected.remove("mnt"));
+    assert_eq!(
+        toolbox, expected,
+        "namespaces of a toolbox session in {target}"
+    );
 
     let (uid, gid) = status_ids(pid);
-    let id = ok(&dlx_exec(&[target, "--", "/probe", "id"]));
+    let id = ok(&exec(&[target, "--", "/probe", "id"]));
     assert!(
         id.starts_with(&format!("uid={uid} gid={gid} ")),
         "{target}: session runs as {id}, the container as {uid}:{gid}"
@@ -147,7 +162,7 @@ fn assert_exec_suite(target: &str, pid: i32) {
     let code = |args: &[&str]| {
         let mut full = vec![target, "--"];
         full.extend_from_slice(args);
-        let out = dlx_exec(&full);
+        let out = exec(&full);
         (out.status.code(), out)
     };
     for (args, want) in [
@@ -300,7 +315,7 @@ fn podman_targets_pass_the_exec_suite() {
     let pid = c.pid();
     assert_exec_suite(&format!("podman://{}", c.name), pid);
     // The session lands in the container's cgroup (libpod-<id>), not conmon's.
-    let cgroup = ok(&dlx_exec(&[
+    let cgroup = ok(&exec(&[
         &format!("podman://{}", c.name),
         "--",
         "/probe",
@@ -314,13 +329,13 @@ fn podman_targets_pass_the_exec_suite() {
 fn podman_containers_are_found_without_naming_the_engine() {
     let c = PodmanContainer::probe("auto", &[]);
     // Docker does not know the name; Podman does.
-    let ns = fields(&ok(&dlx_exec(&[&c.name, "--", "/probe", "ns"])));
+    let ns = fields(&ok(&exec(&[&c.name, "--", "/probe", "ns"])));
     assert_eq!(ns, host_ns(c.pid()));
     // --engine says the same as the scheme; a contradiction is refused.
-    ok(&dlx_exec(&[
+    ok(&exec(&[
         "--engine", "podman", &c.name, "--", "/probe", "exit", "0",
     ]));
-    let out = dlx_exec(&[
+    let out = exec(&[
         "--engine",
         "docker",
         &format!("podman://{}", c.name),
@@ -329,7 +344,7 @@ fn podman_containers_are_found_without_naming_the_engine() {
     ]);
     assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
     // A Podman container is no Docker container.
-    let out = dlx_exec(&["--engine", "docker", &c.name, "--", "/probe"]);
+    let out = exec(&["--engine", "docker", &c.name, "--", "/probe"]);
     assert!(
         stderr(&out).contains("no such container"),
         "{}",
@@ -351,13 +366,13 @@ fn docker_containers_are_entered_through_containerd() {
     // The OCI spec gives what `docker exec` would: env, working directory, user.
     for what in ["id", "env", "cwd"] {
         assert_eq!(
-            ok(&dlx_exec(&[&target, "--", "/probe", what])),
+            ok(&exec(&[&target, "--", "/probe", what])),
             c.docker_exec(&["/probe", what]) + "\n",
             "{what} through containerd differs from docker exec"
         );
     }
     // No namespace: k8s.io, moby, default are searched; a unique prefix will do.
-    let ns = fields(&ok(&dlx_exec(&[
+    let ns = fields(&ok(&exec(&[
         &format!("containerd://{}", &id[..16]),
         "--",
         "/probe",
@@ -373,6 +388,8 @@ fn docker_containers_are_entered_through_containerd() {
             )
             .args([
                 "exec",
+                "--toolbox",
+                "none",
                 &format!("containerd://moby/{id}"),
                 "--",
                 "/probe",
@@ -383,7 +400,7 @@ fn docker_containers_are_entered_through_containerd() {
     );
     ok(&out);
     // Wrong namespace: not found, and said so.
-    let out = dlx_exec(&[&format!("containerd://default/{id}"), "--", "/probe"]);
+    let out = exec(&[&format!("containerd://default/{id}"), "--", "/probe"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
         stderr(&out).contains("no such container"),
@@ -396,7 +413,7 @@ fn docker_containers_are_entered_through_containerd() {
 fn paused_containerd_task_is_refused_with_the_ctr_hint() {
     let c = Container::probe("ctrd-paused", &[]);
     docker(&["pause", &c.name]);
-    let out = dlx_exec(&[
+    let out = exec(&[
         &format!("containerd://moby/{}", c.id()),
         "--",
         "/probe",
@@ -536,13 +553,13 @@ fn ctr_runs_a_dlx_built_image_and_dlx_enters_it() {
     assert_exec_suite(&target, pid);
     // The image's user (static:nonroot: 65532) comes from the container's OCI spec.
     assert_eq!(
-        ok(&dlx_exec(&[&target, "--", "/probe", "id"])),
+        ok(&exec(&[&target, "--", "/probe", "id"])),
         "uid=65532 gid=65532 groups=65532\n"
     );
-    let env = ok(&dlx_exec(&[&target, "--", "/probe", "env"]));
+    let env = ok(&exec(&[&target, "--", "/probe", "env"]));
     assert!(env.contains("PATH="), "{env}");
     // Without a namespace the default search finds it too (k8s.io, moby, default).
-    let out = dlx_exec(&[
+    let out = exec(&[
         &format!("containerd://{}", &c.id[..20]),
         "--",
         "/probe",
@@ -581,26 +598,20 @@ fn no_engine_finds_the_same_init_as_the_api() {
     let target = &id[..12];
     assert_exec_suite_no_engine(target, pid);
     // What only the engine knows is not guessed: no FROM_IMAGE, a default PATH.
-    let env = ok(&dlx_exec(&["--no-engine", target, "--", "/probe", "env"]));
+    let env = ok(&exec(&["--no-engine", target, "--", "/probe", "env"]));
     assert!(!env.contains("FROM_IMAGE"), "{env}");
     assert!(env.contains("PATH=/usr/local/sbin:"), "{env}");
     // A name cannot be found in the cgroups.
-    let out = dlx_exec(&["--no-engine", &c.name, "--", "/probe"]);
+    let out = exec(&["--no-engine", &c.name, "--", "/probe"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("cgroup"), "{}", describe(&out));
 }
 
 fn assert_exec_suite_no_engine(prefix: &str, pid: i32) {
-    let ns = fields(&ok(&dlx_exec(&[
-        "--no-engine",
-        prefix,
-        "--",
-        "/probe",
-        "ns",
-    ])));
+    let ns = fields(&ok(&exec(&["--no-engine", prefix, "--", "/probe", "ns"])));
     assert_eq!(ns, host_ns(pid));
     let (uid, gid) = status_ids(pid);
-    let id = ok(&dlx_exec(&["--no-engine", prefix, "--", "/probe", "id"]));
+    let id = ok(&exec(&["--no-engine", prefix, "--", "/probe", "id"]));
     assert!(id.starts_with(&format!("uid={uid} gid={gid} ")), "{id}");
     for (args, want) in [
         (&["/probe", "exit", "7"][..], 7),
@@ -609,7 +620,7 @@ fn assert_exec_suite_no_engine(prefix: &str, pid: i32) {
     ] {
         let mut full = vec!["--no-engine", prefix, "--"];
         full.extend_from_slice(args);
-        let out = dlx_exec(&full);
+        let out = exec(&full);
         assert_eq!(
             out.status.code(),
             Some(want),
@@ -628,7 +639,7 @@ fn podman_and_ctr_containers_are_found_without_an_engine() {
     assert_eq!(row(&rows, &p.id())["pid"], p.pid());
     // ctr's: /default/<id>.
     assert_eq!(row(&rows, &c.id)["pid"], c.pid());
-    let ns = fields(&ok(&dlx_exec(&[
+    let ns = fields(&ok(&exec(&[
         "--no-engine",
         &p.id()[..12],
         "--",
@@ -646,6 +657,8 @@ fn dead_docker_socket_falls_back_to_the_cgroups() {
             .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
             .args([
                 "exec",
+                "--toolbox",
+                "none",
                 "--engine",
                 "docker",
                 &c.id()[..12],
@@ -674,6 +687,8 @@ fn hung_docker_falls_back_after_the_answer_timeout() {
             .env("DOCKER_HOST", format!("unix://{}", sock.display()))
             .args([
                 "exec",
+                "--toolbox",
+                "none",
                 "--engine",
                 "docker",
                 &c.id()[..12],

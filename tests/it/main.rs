@@ -10,4 +10,6 @@ mod build;
 mod build_util;
 mod engines;
 mod exec;
+mod session;
+mod toolbox;
 mod util;
