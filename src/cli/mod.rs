@@ -42,6 +42,14 @@ pub enum Command {
     /// Show or fetch the toolbox `dlx exec` sessions find at /.dlx
     Toolbox(ToolboxArgs),
     /// List running containers across the engines dlx can reach
+    ///
+    /// One row per container: engine, short ID, name, image, host PID of its init,
+    /// user, the first shell found in its image (looked up inside the container's
+    /// root), and the distroless tier its files look like (static, base-nossl, base,
+    /// cc, python3, nodejs, java17/21/25, or distro for a full distribution with a
+    /// package manager). A container that several engines show (Docker's are also in
+    /// its containerd, namespace moby) is listed once, under the first engine;
+    /// containers that only the host's cgroups show are listed under `none`.
     Ps(PsArgs),
 }
 

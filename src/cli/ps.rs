@@ -4,14 +4,7 @@ use clap::{Args, ValueEnum};
 
 use super::EngineArg;
 
-/// List running containers across the engines dlx can reach.
-///
-/// One row per container: engine, short ID, name, image, host PID of its init, user,
-/// whether its image has a shell, and the distroless tier its files look like
-/// (static, base-nossl, base, cc, python3, nodejs, java17/21/25, or distro for a full
-/// distribution with a package manager). A container that several engines show
-/// (Docker's are also in its containerd, namespace moby) is listed once, under the
-/// first engine. With no engine answering, dlx lists what the host's cgroups show.
+/// `dlx ps` (the help text is on `Command::Ps`).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  dlx ps\n  dlx ps --engine containerd\n  \
                         dlx ps --no-engine --format json")]
