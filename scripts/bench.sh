@@ -8,6 +8,11 @@
 #   toolbox: median time to open a toolbox session (private view, toolbox at /.dlx)
 #         and run `true` (target: within 1.5x of a plain `dlx exec --toolbox none`),
 #         and the toolbox's size on disk.
+#   resolve: on the same container, median wall time of `dlx exec … /bin/true` when
+#         the container is found through the Docker API, through containerd's API
+#         (Docker's, namespace moby) and with --no-engine (a scan of /proc/*/cgroup);
+#         the rest of the session is the same, so the differences are the
+#         resolution's. No target: figures for the record.
 #   build: warm-cache `dlx build static:nonroot` (< 0.5 s) and `cc:nonroot` (< 2 s);
 #         a cold debian12 static:nonroot build (empty cache: indexes, debs,
 #         assembly) against apt's own cold `update` + `download` of the same
@@ -75,6 +80,25 @@ row("dlx peak RSS (toolbox session)", f"{rss / 1024:.1f} MiB", "< 20 MiB", rss /
 row("toolbox session + true (median)", f"{tb:.2f} ms", "", True)
 row("toolbox session / plain exec", f"{tb / dlx:.2f}", "<= 1.50", tb / dlx <= 1.5)
 row("toolbox size on disk", f"{tbmib:.0f} MiB", "", True)
+PY
+
+step "resolve: $RUNS runs each of /bin/true, found through each engine and none"
+bench_id=$(docker inspect -f '{{.Id}}' dlx-bench)
+api_ms=$(median_ms "$DLX" exec --engine docker dlx-bench -- /bin/true)
+ctrd_ms=$(median_ms "$DLX" exec "containerd://moby/$bench_id" -- /bin/true)
+none_ms=$(median_ms "$DLX" exec --no-engine "${bench_id:0:12}" -- /bin/true)
+procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
+
+python3 - "$api_ms" "$ctrd_ms" "$none_ms" "$procs" <<'PY'
+import sys
+api, ctrd, none, procs = (float(x) for x in sys.argv[1:])
+def row(name, value, target, ok):
+    print(f"{name:<44} {value:>10} {target:>22}  {'ok' if ok else 'MISSED'}")
+print(f"{'measure':<44} {'value':>10} {'target':>22}")
+row("dlx exec via the Docker API (median)", f"{api:.2f} ms", "", True)
+row("dlx exec via containerd's API (median)", f"{ctrd:.2f} ms", "", True)
+row(f"dlx exec --no-engine, {procs:.0f} procs (median)", f"{none:.2f} ms", "", True)
+row("no-engine minus Docker API", f"{none - api:+.2f} ms", "", True)
 PY
 
 step "build: warm cache (each built once first)"

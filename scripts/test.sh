@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole suite, on any machine: installs what a fresh Debian host lacks (a Docker
-# engine, a static C toolchain for the test fixtures), starts the engine when none
-# answers, then runs the CI gates and every test.
+# engine, Podman and containerd for the engine tests, a static C toolchain for the
+# test fixtures), starts the engine when none answers, then runs the CI gates and
+# every test. The engine tests start Podman's API service and Debian's containerd
+# themselves when they do not answer.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh exec       only tests whose name contains "exec"
@@ -11,7 +13,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 require_root
-ensure_packages gcc libc6-dev g++ libssl-dev util-linux tar tmux skopeo umoci docker-registry
+ensure_packages gcc libc6-dev g++ libssl-dev util-linux tar tmux skopeo umoci docker-registry \
+  podman containerd
 ensure_engine
 
 step "cargo fmt --check"

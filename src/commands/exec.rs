@@ -9,7 +9,7 @@ use nix::errno::Errno;
 
 use crate::cgroup;
 use crate::cli::ExecArgs;
-use crate::engine::Docker;
+use crate::engine::{self, Cgroups};
 use crate::exit::ExitStatus;
 use crate::identity;
 use crate::launch::{self, Plan, Report, Step};
@@ -50,13 +50,22 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     sys::reexec_protected(&to_cstrings(&own_env)?, REEXEC_MARKER)
         .context("cannot re-execute dlx from a protected copy")?;
 
-    // 2. Resolve the target. The engine (and its runtime) is dropped inside `resolve`.
-    let resolved = target::resolve(&settings.target, || {
-        Docker::connect(
-            settings.docker_host.as_deref(),
-            settings.api_version.as_deref(),
-        )
-    })?;
+    // 2. Resolve the target. Engines (and their runtimes) are dropped inside
+    //    `resolve`; the cgroups are the fallback when they do not answer.
+    let resolved = target::resolve(
+        &settings.target,
+        &target::Sources {
+            selection: settings.engine,
+            connect: &|kind| engine::connect(kind, &settings.endpoints),
+            cgroups: &Cgroups::new(),
+            notice: &|s| crate::output::notice(s),
+        },
+    )?;
+    tracing::debug!(
+        via = resolved.via.name(),
+        pid = resolved.pid,
+        "target resolved"
+    );
     ensure_single_threaded()?;
 
     // 3. Pin it and read its state through the pin.

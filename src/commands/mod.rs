@@ -3,6 +3,7 @@
 
 mod build;
 mod exec;
+pub mod ps;
 mod toolbox;
 
 use std::os::fd::AsFd;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> ExitStatus {
             exec::run(args.into_exec(stdin_is_tty))
         }
         Command::Build(args) => build::run(args),
+        Command::Ps(args) => ps::run(args),
         Command::Toolbox(args) => toolbox::run(args),
     };
     match result {

@@ -8,6 +8,7 @@
 mod apt;
 mod build;
 mod build_util;
+mod engines;
 mod exec;
 mod session;
 mod toolbox;
