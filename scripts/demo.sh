@@ -16,12 +16,12 @@ build_dlx
 
 work=$(mktemp -d)
 trap 'docker rm -f dlx-demo >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-# The "application": a small static program that sleeps like a server and can
+# The "application": a small static program that serves HTTP on port 8080 and can
 # report what a process sees of itself.
 gcc -static -O2 -o "$work/app" tests/fixtures/probe.c
 
-say "dlx build static:nonroot --add app:/app/probe --entrypoint '[\"/app/probe\",\"sleep\"]' -t dlx-demo/app:latest"
-"$DLX" build static:nonroot --add "$work/app:/app/probe" --entrypoint '["/app/probe","sleep"]' -t dlx-demo/app:latest
+say "dlx build static:nonroot --add app:/app/probe --entrypoint '[\"/app/probe\",\"serve\",\"8080\"]' -t dlx-demo/app:latest"
+"$DLX" build static:nonroot --add "$work/app:/app/probe" --entrypoint '["/app/probe","serve","8080"]' -t dlx-demo/app:latest
 
 docker rm -f dlx-demo >/dev/null 2>&1 || true
 say "docker run -d --name dlx-demo --read-only --cap-drop ALL dlx-demo/app:latest"
@@ -40,5 +40,17 @@ say "dlx exec dlx-demo -- /app/probe env       # the container's environment, no
 "$DLX" exec dlx-demo -- /app/probe env
 say "dlx exec dlx-demo -- /app/probe exit 7; echo \$?"
 "$DLX" exec dlx-demo -- /app/probe exit 7 || echo "$?"
-say "dlx exec dlx-demo -- ls /; echo \$?      # nothing the image does not ship"
-"$DLX" exec dlx-demo -- ls / || echo "$?"
+say "dlx toolbox fetch                 # the toolbox sessions bring (once, from Debian's archive)"
+"$DLX" toolbox fetch >/dev/null
+say "dlx exec dlx-demo -- ss -tulpn       # tools the image does not ship, in a private view"
+"$DLX" exec dlx-demo -- ss -tulpn
+say "dlx exec dlx-demo -- ps -o pid,user,args"
+"$DLX" exec dlx-demo -- ps -o pid,user,args
+say "dlx exec dlx-demo -- curl -sS http://127.0.0.1:8080/"
+"$DLX" exec dlx-demo -- curl -sS http://127.0.0.1:8080/
+say "dlx exec dlx-demo -- ls -la /        # the container's own root, plus /.dlx"
+"$DLX" exec dlx-demo -- ls -la /
+say "docker diff dlx-demo                 # and the container saw nothing of it"
+docker diff dlx-demo
+say "dlx exec --toolbox none dlx-demo -- ls /; echo \$?      # only what the image ships"
+"$DLX" exec --toolbox none dlx-demo -- ls / || echo "$?"
