@@ -83,14 +83,12 @@ mod tests {
         paused.state = RunState::Paused;
         let mut stopped = FakeEngine::container("old", "cccc3333", 0);
         stopped.state = RunState::Stopped("exited".into());
-        FakeEngine {
-            containers: vec![
-                FakeEngine::container("web", "aaaa1111", 10),
-                FakeEngine::container("web2", "aaab1111", 11),
-                paused,
-                stopped,
-            ],
-        }
+        FakeEngine::new(vec![
+            FakeEngine::container("web", "aaaa1111", 10),
+            FakeEngine::container("web2", "aaab1111", 11),
+            paused,
+            stopped,
+        ])
     }
 
     fn go(target: &str) -> Result<Resolved, TargetError> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
 use bollard::ClientVersion;
 
-use super::{ContainerInfo, Engine, EngineError, RunState};
+use super::{ContainerInfo, ContainerSummary, Engine, EngineError, Filter, RunState};
 
 /// The API version dlx speaks: old enough for Docker 20.10 and Podman's compat API,
 /// new enough for every field dlx reads. `DOCKER_API_VERSION` overrides it.
@@ -226,5 +226,37 @@ impl Engine for Docker {
             group_add: host_config.group_add.unwrap_or_default(),
             privileged: host_config.privileged.unwrap_or(false),
         })
+    }
+
+    fn list(&self, filters: &[Filter]) -> Result<Vec<ContainerSummary>, EngineError> {
+        let mut query: std::collections::HashMap<&str, Vec<&str>> =
+            std::collections::HashMap::from([("status", vec!["running"])]);
+        for filter in filters {
+            let (key, value) = match filter {
+                Filter::Label(v) => ("label", v),
+                Filter::Name(v) => ("name", v),
+                Filter::Image(v) => ("ancestor", v),
+            };
+            query.entry(key).or_default().push(value.as_str());
+        }
+        let options = ListContainersOptionsBuilder::new().filters(&query).build();
+        let list = self
+            .call(self.client.list_containers(Some(options)))
+            .map_err(|e| self.engine_error("list containers", "matching the filters", e))?;
+        let mut found: Vec<ContainerSummary> = list
+            .into_iter()
+            .map(|c| ContainerSummary {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
     }
 }

@@ -79,8 +79,31 @@ pub fn candidate(id: &str, name: &str) -> String {
     format!("{} ({name})", short_id(id))
 }
 
+/// One condition on the containers to list, with the engine's own meaning (Docker's
+/// `docker ps --filter`: `name` matches part of the name, `image` is an ancestor
+/// image, `label` is `KEY` or `KEY=VALUE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    Label(String),
+    Name(String),
+    Image(String),
+}
+
+/// A running container, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSummary {
+    /// Full ID.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    pub image: String,
+}
+
 /// The questions dlx asks an engine.
 pub trait Engine {
     /// Find a container by name, full ID or unique ID prefix.
     fn inspect(&self, target: &str) -> Result<ContainerInfo, EngineError>;
+    /// The running containers matching every filter (all running ones when `filters`
+    /// is empty), sorted by name.
+    fn list(&self, filters: &[Filter]) -> Result<Vec<ContainerSummary>, EngineError>;
 }
