@@ -17,16 +17,24 @@
 //! [`build`] (tier data, generated files, image assembly) → [`oci`] (deterministic
 //! layers, OCI layout, tar, engine load, push).
 //!
+//! The responder's kit: [`doctor`] (why entering would fail, and what helps),
+//! [`fanout`] (one command in many containers, each its own `dlx exec`), [`audit`]
+//! (one JSON line per session), and `dlx completions` / `dlx man` generated from
+//! [`cli`].
+//!
 //! Every kernel side effect goes through [`sys`], the only module allowed `unsafe`.
 
 pub mod apt;
+pub mod audit;
 pub mod build;
 pub mod cgroup;
 pub mod cli;
 pub mod commands;
 pub mod deb;
+pub mod doctor;
 pub mod engine;
 pub mod exit;
+pub mod fanout;
 pub mod identity;
 pub mod launch;
 pub mod logging;

@@ -54,6 +54,8 @@ pub struct ExecSettings {
     pub api_version: Option<String>,
     /// The `-e KEY` entries whose value came from dlx's own environment.
     pub copied_env: Vec<String>,
+    /// Where the session's audit record is appended.
+    pub audit_log: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +86,7 @@ impl ExecSettings {
         args: ExecArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
-        let target = args.target.parse()?;
+        let target = args.target.as_deref().unwrap_or_default().parse()?;
         if args.command.is_empty() {
             return Err(SettingsError::NoCommand);
         }
@@ -133,6 +135,7 @@ impl ExecSettings {
             docker_host: env("DOCKER_HOST"),
             api_version: env("DOCKER_API_VERSION"),
             copied_env: copied,
+            audit_log: args.audit_log,
         })
     }
 

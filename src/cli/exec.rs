@@ -1,6 +1,10 @@
 //! `dlx exec` flags, spelled as `docker exec` spells them.
 
+use std::path::PathBuf;
+
 use clap::Args;
+
+use super::FanoutArgs;
 
 /// Run a command inside a running container, as the container itself.
 ///
@@ -48,8 +52,13 @@ pub struct ExecArgs {
     #[arg(long)]
     pub no_cgroup: bool,
 
+    /// Append the session's audit record (one JSON line) to FILE
+    #[arg(long, value_name = "FILE", default_value = crate::audit::DEFAULT_PATH)]
+    pub audit_log: PathBuf,
+
     /// Container name, ID, unique ID prefix, or pid:N for a host process
-    pub target: String,
+    #[arg(required_unless_present_any = ["filter", "all"])]
+    pub target: Option<String>,
 
     /// The command and its arguments
     #[arg(
@@ -58,4 +67,7 @@ pub struct ExecArgs {
         value_name = "CMD"
     )]
     pub command: Vec<String>,
+
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
 }

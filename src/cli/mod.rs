@@ -3,10 +3,16 @@
 //! these into typed settings first.
 
 mod build;
+mod doctor;
 mod exec;
+mod fanout;
+mod generate;
 
 pub use build::BuildArgs;
+pub use doctor::DoctorArgs;
 pub use exec::ExecArgs;
+pub use fanout::FanoutArgs;
+pub use generate::{CompletionsArgs, ManArgs};
 
 use clap::{Parser, Subcommand};
 
@@ -33,4 +39,10 @@ pub enum Command {
     Exec(ExecArgs),
     /// Build a distroless image from Debian's signed package archive
     Build(BuildArgs),
+    /// Check whether dlx can enter a container, and what would help if not
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions(CompletionsArgs),
+    /// Print dlx's man page (roff)
+    Man(ManArgs),
 }

@@ -2,7 +2,10 @@
 //! [`ExitStatus`]; errors are printed here, once, and become exit code 125.
 
 mod build;
+mod doctor;
 mod exec;
+mod fanout;
+mod generate;
 
 use crate::cli::{Cli, Command};
 use crate::exit::ExitStatus;
@@ -11,8 +14,12 @@ use crate::output;
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> ExitStatus {
     let result = match cli.command {
+        Command::Exec(args) if args.fanout.requested() => fanout::run(args),
         Command::Exec(args) => exec::run(args),
         Command::Build(args) => build::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     };
     match result {
         Ok(status) => status,

@@ -9,4 +9,5 @@ mod apt;
 mod build;
 mod build_util;
 mod exec;
+mod kit;
 mod util;
