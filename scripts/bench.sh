@@ -13,6 +13,8 @@
 #         (Docker's, namespace moby) and with --no-engine (a scan of /proc/*/cgroup);
 #         the rest of the session is the same, so the differences are the
 #         resolution's. No target: figures for the record.
+#   fan-out: median wall time of `dlx exec --filter label=… -- /bin/true` over 20
+#         containers, against one session. Target: < 5x one session.
 #   build: warm-cache `dlx build static:nonroot` (< 0.5 s) and `cc:nonroot` (< 2 s);
 #         a cold debian12 static:nonroot build (empty cache: indexes, debs,
 #         assembly) against apt's own cold `update` + `download` of the same
@@ -29,7 +31,8 @@ RUNS=${RUNS:-40}
 build_dlx
 
 work=$(mktemp -d)
-trap 'docker rm -f dlx-bench >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+fan_label=dlx-bench-fan=$$
+trap 'docker rm -f dlx-bench $(docker ps -aq --filter "label=$fan_label") >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 gcc -static -O2 -o "$work/probe" tests/fixtures/probe.c
 mkdir -p "$work/root/bin"
 cp "$work/probe" "$work/root/probe"
@@ -99,6 +102,26 @@ row("dlx exec via the Docker API (median)", f"{api:.2f} ms", "", True)
 row("dlx exec via containerd's API (median)", f"{ctrd:.2f} ms", "", True)
 row(f"dlx exec --no-engine, {procs:.0f} procs (median)", f"{none:.2f} ms", "", True)
 row("no-engine minus Docker API", f"{none - api:+.2f} ms", "", True)
+PY
+
+step "fan-out: /bin/true in 20 containers at once, against one session"
+for i in $(seq 1 20); do
+  docker run -d --label "$fan_label" dlx-bench/true:latest >/dev/null
+done
+FAN_RUNS=${FAN_RUNS:-10}
+# The per-container summary goes to stderr; only the time matters here.
+fan_ms=$(RUNS=$FAN_RUNS median_ms sh -c '"$0" exec --filter "label=$1" -- /bin/true 2>/dev/null' "$DLX" "$fan_label")
+one_ms=$(RUNS=$FAN_RUNS median_ms sh -c '"$0" exec dlx-bench -- /bin/true 2>/dev/null' "$DLX")
+
+python3 - "$fan_ms" "$one_ms" <<'PY'
+import sys
+fan, one = (float(x) for x in sys.argv[1:])
+def row(name, value, target, ok):
+    print(f"{name:<44} {value:>10} {target:>22}  {'ok' if ok else 'MISSED'}")
+print(f"{'measure':<44} {'value':>10} {'target':>22}")
+row("fan-out over 20 containers (median)", f"{fan:.2f} ms", "", True)
+row("one session, same shell wrapper (median)", f"{one:.2f} ms", "", True)
+row("fan-out 20 / one session", f"{fan / one:.2f}", "< 5.00", fan / one < 5)
 PY
 
 step "build: warm cache (each built once first)"

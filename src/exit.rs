@@ -8,6 +8,8 @@
 pub enum ExitStatus {
     /// Everything worked.
     Success,
+    /// A check found a problem (`dlx doctor`): 1.
+    Failure,
     /// dlx itself failed (no engine, no such container, permission, bad input): 125.
     Error,
     /// The command could not be executed (found, but not executable): 126.
@@ -23,6 +25,7 @@ impl ExitStatus {
     pub fn code(self) -> u8 {
         match self {
             ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
             ExitStatus::Error => 125,
             ExitStatus::NotExecutable => 126,
             ExitStatus::NotFound => 127,
@@ -54,6 +57,7 @@ mod tests {
     #[test]
     fn codes_follow_docker_conventions() {
         assert_eq!(ExitStatus::Success.code(), 0);
+        assert_eq!(ExitStatus::Failure.code(), 1);
         assert_eq!(ExitStatus::Error.code(), 125);
         assert_eq!(ExitStatus::NotExecutable.code(), 126);
         assert_eq!(ExitStatus::NotFound.code(), 127);

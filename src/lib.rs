@@ -24,16 +24,24 @@
 //! `dlx ps` asks every [`engine`] for its running containers and looks at each
 //! image from the inside with [`survey`] (shell, distroless tier).
 //!
+//! The responder's kit: [`doctor`] (why entering would fail, and what helps),
+//! [`fanout`] (one command in many containers, each its own `dlx exec`), [`audit`]
+//! (one JSON line per session), and `dlx completions` / `dlx man` generated from
+//! [`cli`].
+//!
 //! Every kernel side effect goes through [`sys`], the only module allowed `unsafe`.
 
 pub mod apt;
+pub mod audit;
 pub mod build;
 pub mod cgroup;
 pub mod cli;
 pub mod commands;
 pub mod deb;
+pub mod doctor;
 pub mod engine;
 pub mod exit;
+pub mod fanout;
 pub mod identity;
 pub mod launch;
 pub mod logging;

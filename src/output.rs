@@ -38,6 +38,16 @@ pub fn notice(message: impl Display) {
     let _ = writeln!(std::io::stderr().lock(), "dlx: {message}");
 }
 
+/// Write a command's data to stdout. A reader that went away (`dlx man | head`) is
+/// not an error: the data was for it alone.
+pub fn data(bytes: &[u8]) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Split `"text\nhint: do this"` into its body and hint.
 fn split_hint(message: &str) -> (&str, Option<&str>) {
     match message.find("\nhint: ") {

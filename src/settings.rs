@@ -143,6 +143,8 @@ pub struct ExecSettings {
     pub host_tools: bool,
     /// `--forensic`: read-only view, toolbox first in PATH, no cgroup join.
     pub forensic: bool,
+    /// Where the session's audit record is appended.
+    pub audit_log: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,8 +187,9 @@ impl ExecSettings {
         args: ExecArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
-        let target = args.target.parse()?;
-        let mut engine = select_engine(&args.target, args.engine, args.no_engine)?;
+        let target_text = args.target.clone().unwrap_or_default();
+        let target = target_text.parse()?;
+        let mut engine = select_engine(&target_text, args.engine, args.no_engine)?;
         // `DOCKER_HOST` names the engine as surely as `--engine docker` does: a
         // container missing there is not looked for elsewhere.
         if engine == Selection::Auto && env("DOCKER_HOST").is_some_and(|h| !h.is_empty()) {
@@ -252,6 +255,7 @@ impl ExecSettings {
             engine,
             endpoints: endpoints(&env),
             copied_env: copied,
+            audit_log: args.audit_log,
         })
     }
 

@@ -225,21 +225,17 @@ mod tests {
         paused.state = RunState::Paused;
         let mut stopped = FakeEngine::container("old", "cccc3333", 0);
         stopped.state = RunState::Stopped("exited".into());
-        FakeEngine {
-            containers: vec![
-                FakeEngine::container("web", "aaaa1111", 10),
-                FakeEngine::container("web2", "aaab1111", 11),
-                paused,
-                stopped,
-            ],
-        }
+        FakeEngine::new(vec![
+            FakeEngine::container("web", "aaaa1111", 10),
+            FakeEngine::container("web2", "aaab1111", 11),
+            paused,
+            stopped,
+        ])
     }
 
     /// The cgroups know one container, by ID only.
     fn cgroups() -> FakeEngine {
-        FakeEngine {
-            containers: vec![FakeEngine::container("dddd4444", "dddd4444", 40)],
-        }
+        FakeEngine::new(vec![FakeEngine::container("dddd4444", "dddd4444", 40)])
     }
 
     /// Resolve `target` with Docker = `docker`, Podman absent, containerd = `ctrd`.
@@ -276,7 +272,7 @@ mod tests {
         Box::new(engine())
     }
     fn empty() -> Box<dyn Engine> {
-        Box::new(FakeEngine { containers: vec![] })
+        Box::new(FakeEngine::new(vec![]))
     }
     fn silent() -> Box<dyn Engine> {
         Box::new(SilentEngine)

@@ -1,8 +1,10 @@
 //! `dlx exec` flags, spelled as `docker exec` spells them.
 
+use std::path::PathBuf;
+
 use clap::Args;
 
-use super::EngineArg;
+use super::{EngineArg, FanoutArgs};
 
 /// Run a command inside a running container, as the container itself.
 ///
@@ -95,9 +97,14 @@ pub struct ExecArgs {
     #[arg(long, conflicts_with = "engine")]
     pub no_engine: bool,
 
+    /// Append the session's audit record (one JSON line) to FILE
+    #[arg(long, value_name = "FILE", default_value = crate::audit::DEFAULT_PATH)]
+    pub audit_log: PathBuf,
+
     /// Container name, ID, unique ID prefix, `docker://`, `podman://` or
     /// `containerd://[NAMESPACE/]ID`, or pid:N for a host process
-    pub target: String,
+    #[arg(required_unless_present_any = ["filter", "all"])]
+    pub target: Option<String>,
 
     /// The command and its arguments (default with -i: the toolbox shell)
     #[arg(
@@ -106,6 +113,9 @@ pub struct ExecArgs {
         value_name = "CMD"
     )]
     pub command: Vec<String>,
+
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
 }
 
 /// Open an interactive toolbox shell in a running container (`dlx exec -it TARGET`).
@@ -130,6 +140,10 @@ pub struct ShellArgs {
     /// Forensic session (see `dlx exec --help`)
     #[arg(long)]
     pub forensic: bool,
+
+    /// Append the session's audit record (one JSON line) to FILE
+    #[arg(long, value_name = "FILE", default_value = crate::audit::DEFAULT_PATH)]
+    pub audit_log: PathBuf,
 
     /// The engine to ask about TARGET (see `dlx exec --help`)
     #[arg(long, value_enum, value_name = "ENGINE")]
@@ -160,9 +174,14 @@ impl ShellArgs {
             toolbox: self.toolbox,
             host_tools: false,
             forensic: self.forensic,
+            audit_log: self.audit_log,
+            fanout: FanoutArgs {
+                filter: Vec::new(),
+                all: false,
+            },
             engine: self.engine,
             no_engine: self.no_engine,
-            target: self.target,
+            target: Some(self.target),
             command: Vec::new(),
         }
     }

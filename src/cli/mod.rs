@@ -3,12 +3,19 @@
 //! these into typed settings first.
 
 mod build;
+mod doctor;
 mod exec;
 mod ps;
 mod toolbox;
 
+mod fanout;
+mod generate;
+
 pub use build::BuildArgs;
+pub use doctor::DoctorArgs;
 pub use exec::{ExecArgs, ShellArgs};
+pub use fanout::FanoutArgs;
+pub use generate::{CompletionsArgs, ManArgs};
 pub use ps::{PsArgs, PsFormat};
 pub use toolbox::{FetchArgs, Format, ToolboxArgs, ToolboxCommand};
 
@@ -51,6 +58,12 @@ pub enum Command {
     /// its containerd, namespace moby) is listed once, under the first engine;
     /// containers that only the host's cgroups show are listed under `none`.
     Ps(PsArgs),
+    /// Check whether dlx can enter a container, and what would help if not
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions(CompletionsArgs),
+    /// Print dlx's man page (roff)
+    Man(ManArgs),
 }
 
 /// `--engine` values.

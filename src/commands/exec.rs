@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 
+use crate::audit;
 use crate::cgroup;
 use crate::cli::ExecArgs;
 use crate::engine::{self, Cgroups};
@@ -16,7 +17,7 @@ use crate::launch::{self, Plan, Report, Step};
 use crate::ns::{self, NsKind};
 use crate::pin::{self, Expect, LsmLabel, Pinned};
 use crate::session::{self, Outcome, Pipes, SessionError};
-use crate::settings::{self, ExecSettings};
+use crate::settings::{self, ExecSettings, TargetSpec};
 use crate::sys::{self, CapSets, Fork, Ids, LinuxSys, Sys};
 use crate::target::{self, Resolved};
 use crate::toolbox;
@@ -32,7 +33,18 @@ const ACCOUNT_FILE_LIMIT: u64 = 4 << 20;
 
 pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     let settings = ExecSettings::resolve(args, |k| std::env::var(k).ok())?;
+    // Every session is recorded, including one that fails to start.
+    let mut audit = audit::Session::begin(
+        &settings.audit_log,
+        &target_text(&settings.target),
+        &settings.command,
+    );
+    let result = pipeline(settings, &mut audit);
+    audit.finish(&result);
+    result
+}
 
+fn pipeline(settings: ExecSettings, audit: &mut audit::Session) -> Result<ExitStatus> {
     // 1. Before anything else: no inherited descriptors, not dumpable, no core
     //    dumps; then continue from a copy of dlx nobody can write, with only dlx's
     //    own environment (see `sys::reexec_protected` for why).
@@ -67,6 +79,7 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
         "target resolved"
     );
     ensure_single_threaded()?;
+    audit.resolved(&resolved);
 
     // 3. Pin it and read its state through the pin.
     let expect = Expect {
@@ -92,6 +105,7 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     };
     let joins = ns::plan(&pinned.namespaces, &own_ns, wanted);
     tracing::debug!(?joins, "namespaces to join");
+    audit.joined(&joins);
     let joins_mnt = joins.iter().any(|j| j.kind == NsKind::Mnt);
     let (ids, home) = identity_of(&settings, &resolved, &pinned, joins_mnt)?;
     let container = resolved.container.as_ref().filter(|_| !settings.host_tools);
@@ -280,6 +294,14 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
             return Err(step_error(step, errno, &resolved, &workdir))
         }
     })
+}
+
+/// The target as the operator named it.
+fn target_text(target: &TargetSpec) -> String {
+    match target {
+        TargetSpec::Container(name) => name.clone(),
+        TargetSpec::Pid(pid) => format!("pid:{pid}"),
+    }
 }
 
 /// The command's stdio and the descriptors P keeps facing them.

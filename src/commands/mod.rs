@@ -2,9 +2,13 @@
 //! [`ExitStatus`]; errors are printed here, once, and become exit code 125.
 
 mod build;
+mod doctor;
 mod exec;
 pub mod ps;
 mod toolbox;
+
+mod fanout;
+mod generate;
 
 use std::os::fd::AsFd;
 
@@ -15,6 +19,7 @@ use crate::output;
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> ExitStatus {
     let result = match cli.command {
+        Command::Exec(args) if args.fanout.requested() => fanout::run(args),
         Command::Exec(args) => exec::run(args),
         Command::Shell(args) => {
             let stdin_is_tty = crate::sys::is_tty(std::io::stdin().as_fd());
@@ -23,6 +28,9 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Build(args) => build::run(args),
         Command::Ps(args) => ps::run(args),
         Command::Toolbox(args) => toolbox::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     };
     match result {
         Ok(status) => status,

@@ -190,9 +190,7 @@ mod tests {
 
     #[test]
     fn every_engine_is_listed_and_each_container_once() {
-        let docker = || FakeEngine {
-            containers: vec![FakeEngine::container("web", "aaaa1111", 10)],
-        };
+        let docker = || FakeEngine::new(vec![FakeEngine::container("web", "aaaa1111", 10)]);
         let connect = |kind: EngineKind| -> Result<Box<dyn Engine>, EngineError> {
             match kind {
                 EngineKind::Docker => Ok(Box::new(docker())),
@@ -201,20 +199,16 @@ mod tests {
                     reason: "no such socket".into(),
                 }),
                 // Docker's containers again (namespace moby), and one of its own.
-                EngineKind::Containerd => Ok(Box::new(FakeEngine {
-                    containers: vec![
-                        FakeEngine::container("moby/aaaa1111", "aaaa1111", 10),
-                        FakeEngine::container("default/job", "bbbb2222", 20),
-                    ],
-                })),
+                EngineKind::Containerd => Ok(Box::new(FakeEngine::new(vec![
+                    FakeEngine::container("moby/aaaa1111", "aaaa1111", 10),
+                    FakeEngine::container("default/job", "bbbb2222", 20),
+                ]))),
             }
         };
-        let cgroups = FakeEngine {
-            containers: vec![
-                FakeEngine::container("aaaa1111", "aaaa1111", 10),
-                FakeEngine::container("cccc3333", "cccc3333", 30),
-            ],
-        };
+        let cgroups = FakeEngine::new(vec![
+            FakeEngine::container("aaaa1111", "aaaa1111", 10),
+            FakeEngine::container("cccc3333", "cccc3333", 30),
+        ]);
         let said = std::cell::RefCell::new(Vec::new());
         let got = gather(Selection::Auto, &connect, &cgroups, &|s| {
             said.borrow_mut().push(s)
@@ -243,9 +237,7 @@ mod tests {
                 }),
             }
         };
-        let cgroups = FakeEngine {
-            containers: vec![FakeEngine::container("cccc3333", "cccc3333", 30)],
-        };
+        let cgroups = FakeEngine::new(vec![FakeEngine::container("cccc3333", "cccc3333", 30)]);
         let said = std::cell::RefCell::new(Vec::new());
         let got = gather(Selection::Auto, &connect, &cgroups, &|s| {
             said.borrow_mut().push(s)

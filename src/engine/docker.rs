@@ -16,7 +16,10 @@ use std::time::Duration;
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
 use bollard::ClientVersion;
 
-use super::{ContainerInfo, Engine, EngineError, EngineKind, RunState, ANSWER_TIMEOUT};
+use super::{
+    ContainerInfo, ContainerSummary, Engine, EngineError, EngineKind, Filter, RunState,
+    ANSWER_TIMEOUT,
+};
 
 /// Where rootful `podman system service` listens by default.
 pub const PODMAN_SOCKET: &str = "unix:///run/podman/podman.sock";
@@ -284,6 +287,38 @@ impl Engine for Docker {
             }
         }
         Ok(out)
+    }
+
+    fn list(&self, filters: &[Filter]) -> Result<Vec<ContainerSummary>, EngineError> {
+        let mut query: std::collections::HashMap<&str, Vec<&str>> =
+            std::collections::HashMap::from([("status", vec!["running"])]);
+        for filter in filters {
+            let (key, value) = match filter {
+                Filter::Label(v) => ("label", v),
+                Filter::Name(v) => ("name", v),
+                Filter::Image(v) => ("ancestor", v),
+            };
+            query.entry(key).or_default().push(value.as_str());
+        }
+        let options = ListContainersOptionsBuilder::new().filters(&query).build();
+        let list = self
+            .call(self.client.list_containers(Some(options)))
+            .map_err(|e| self.engine_error("list containers", "matching the filters", e))?;
+        let mut found: Vec<ContainerSummary> = list
+            .into_iter()
+            .map(|c| ContainerSummary {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
     }
 }
 

@@ -1,13 +1,44 @@
 //! Canned engine answers for unit tests.
 
-use super::{ContainerInfo, Engine, EngineError, RunState};
+use super::{ContainerInfo, ContainerSummary, Engine, EngineError, Filter, RunState};
 
 /// Serves the containers it was given, by name, ID or ID prefix.
+#[derive(Default)]
 pub struct FakeEngine {
     pub containers: Vec<ContainerInfo>,
+    /// Labels, as `(container ID, "KEY=VALUE")`.
+    pub labels: Vec<(String, String)>,
 }
 
 impl FakeEngine {
+    pub fn new(containers: Vec<ContainerInfo>) -> FakeEngine {
+        FakeEngine {
+            containers,
+            labels: Vec::new(),
+        }
+    }
+
+    /// Give the container `id` the label `KEY=VALUE`.
+    pub fn label(mut self, id: &str, label: &str) -> FakeEngine {
+        self.labels.push((id.to_string(), label.to_string()));
+        self
+    }
+
+    /// Docker's meaning of each filter, on one container.
+    fn matches(&self, c: &ContainerInfo, filter: &Filter) -> bool {
+        match filter {
+            Filter::Name(part) => c.name.contains(part.as_str()),
+            Filter::Image(image) => &c.image == image,
+            Filter::Label(want) => self.labels.iter().any(|(id, label)| {
+                id == &c.id
+                    && match want.split_once('=') {
+                        Some(_) => label == want,
+                        None => label.split('=').next() == Some(want.as_str()),
+                    }
+            }),
+        }
+    }
+
     /// A running container with plausible defaults.
     pub fn container(name: &str, id: &str, pid: i32) -> ContainerInfo {
         ContainerInfo {
@@ -63,6 +94,22 @@ impl Engine for FakeEngine {
             .cloned()
             .collect())
     }
+
+    fn list(&self, filters: &[Filter]) -> Result<Vec<ContainerSummary>, EngineError> {
+        let mut found: Vec<ContainerSummary> = self
+            .containers
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .filter(|c| filters.iter().all(|f| self.matches(c, f)))
+            .map(|c| ContainerSummary {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                image: c.image.clone(),
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
 }
 
 /// An engine that never answers, as a missing or hung daemon.
@@ -77,6 +124,10 @@ impl Engine for SilentEngine {
     }
 
     fn list_running(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        self.inspect("").map(|_| Vec::new())
+    }
+
+    fn list(&self, _filters: &[Filter]) -> Result<Vec<ContainerSummary>, EngineError> {
         self.inspect("").map(|_| Vec::new())
     }
 }

@@ -140,6 +140,8 @@ pub struct ContainerInfo {
 /// An engine failure, named for the operation and the object.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error("{what} needs the Docker API\nhint: pass --engine docker or --engine podman")]
+    Unsupported { what: &'static str },
     #[error("cannot reach the container engine at {host}: {reason}\nhint: start the engine (e.g. `systemctl start docker`), set DOCKER_HOST, pass --no-engine with the container ID, or name a host process as pid:N")]
     Unreachable { host: String, reason: String },
     #[error("the container engine at {host} refused the request: {reason}\nhint: run dlx as root (or as a member of the docker group)")]
@@ -185,10 +187,38 @@ impl EngineError {
     }
 }
 
+/// One condition on the containers to list, with the engine's own meaning (Docker's
+/// `docker ps --filter`: `name` matches part of the name, `image` is an ancestor
+/// image, `label` is `KEY` or `KEY=VALUE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    Label(String),
+    Name(String),
+    Image(String),
+}
+
+/// A running container, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSummary {
+    /// Full ID.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    pub image: String,
+}
+
 /// The questions dlx asks an engine.
 pub trait Engine {
     /// Find a container by name, full ID or unique ID prefix.
     fn inspect(&self, target: &str) -> Result<ContainerInfo, EngineError>;
     /// Every running container.
     fn list_running(&self) -> Result<Vec<ContainerInfo>, EngineError>;
+    /// The running containers matching every filter (all running ones when `filters`
+    /// is empty), sorted by name. Only the Docker API (Docker, Podman) knows labels
+    /// and ancestors; other engines refuse.
+    fn list(&self, _filters: &[Filter]) -> Result<Vec<ContainerSummary>, EngineError> {
+        Err(EngineError::Unsupported {
+            what: "selecting containers by filter",
+        })
+    }
 }

@@ -494,6 +494,124 @@ pub fn open_root(proc_dir: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
     .map_err(|e| SysError::new("open", "root", rx(e)))
 }
 
+/// Open `path` for appending: created with mode 0600 when missing, never truncated,
+/// never through a symlink in its last component.
+pub fn open_append(path: &std::path::Path) -> Result<OwnedFd, SysError> {
+    rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        RxMode::from_raw_mode(0o600),
+    )
+    .map_err(|e| SysError::new("open", path.display().to_string(), rx(e)))
+}
+
+/// Write `buf` with exactly one write(2). A short write is reported (EIO), never
+/// continued: with `O_APPEND` one call is one record, so concurrent appenders never
+/// interleave inside a record.
+pub fn write_once(fd: BorrowedFd<'_>, buf: &[u8], what: &str) -> Result<(), SysError> {
+    match rustix::io::write(fd, buf) {
+        Ok(n) if n == buf.len() => Ok(()),
+        Ok(_) => Err(SysError::new(
+            "write",
+            format!("{what} (short write)"),
+            Errno::EIO,
+        )),
+        Err(e) => Err(SysError::new("write", what.to_string(), rx(e))),
+    }
+}
+
+/// A system call whose presence `dlx doctor` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    PidfdOpen,
+    OpenTree,
+    MountSetattr,
+    Openat2,
+    CloseRange,
+}
+
+/// What a probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// The kernel has the call.
+    Yes,
+    /// ENOSYS: the kernel is too old (or a seccomp filter pretends it is).
+    Missing,
+    /// EPERM: a seccomp filter refuses it.
+    Blocked,
+}
+
+impl Probe {
+    pub const ALL: [Probe; 5] = [
+        Probe::PidfdOpen,
+        Probe::OpenTree,
+        Probe::MountSetattr,
+        Probe::Openat2,
+        Probe::CloseRange,
+    ];
+
+    /// The call's name, as in its man page.
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::PidfdOpen => "pidfd_open",
+            Probe::OpenTree => "open_tree",
+            Probe::MountSetattr => "mount_setattr",
+            Probe::Openat2 => "openat2",
+            Probe::CloseRange => "close_range",
+        }
+    }
+}
+
+/// Call `probe` with arguments that do nothing, and tell ENOSYS from anything else.
+pub fn probe(probe: Probe) -> Support {
+    let rc: Result<(), Errno> = match probe {
+        Probe::PidfdOpen => pidfd_open(std::process::id() as i32)
+            .map(drop)
+            .map_err(|e| e.errno),
+        Probe::Openat2 => rustix::fs::openat2(
+            rustix::fs::CWD,
+            "/",
+            OFlags::PATH | OFlags::CLOEXEC,
+            RxMode::empty(),
+            ResolveFlags::empty(),
+        )
+        .map(drop)
+        .map_err(rx),
+        Probe::OpenTree => {
+            // SAFETY: dfd -1 with an empty path and no flags: the lookup fails
+            // (ENOENT) before anything is cloned; the path is a static C string.
+            let rc = unsafe { libc::syscall(libc::SYS_open_tree, -1, c"".as_ptr(), 0) };
+            Errno::result(rc).map(drop)
+        }
+        Probe::MountSetattr => {
+            // SAFETY: a zero size with a NULL attribute pointer is refused (EINVAL)
+            // before the kernel reads anything or looks at the (invalid) descriptor.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_mount_setattr,
+                    -1,
+                    c"".as_ptr(),
+                    0,
+                    std::ptr::null::<u8>(),
+                    0,
+                )
+            };
+            Errno::result(rc).map(drop)
+        }
+        Probe::CloseRange => {
+            // SAFETY: first > last, so the kernel refuses the range (EINVAL) and
+            // closes nothing.
+            let rc = unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, 0u32, 0u32) };
+            Errno::result(rc).map(drop)
+        }
+    };
+    match rc {
+        Err(Errno::ENOSYS) => Support::Missing,
+        Err(Errno::EPERM) => Support::Blocked,
+        _ => Support::Yes,
+    }
+}
+
 /// A pipe whose both ends are close-on-exec.
 pub fn pipe() -> Result<(OwnedFd, OwnedFd), SysError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SysError::new("pipe2", "", e))

@@ -10,6 +10,7 @@ mod build;
 mod build_util;
 mod engines;
 mod exec;
+mod kit;
 mod session;
 mod toolbox;
 mod util;

@@ -1,0 +1,395 @@
+//! The responder's kit against the real engine and kernel: `dlx doctor`, fan-out
+//! (`dlx exec --filter … -- CMD`), the audit log, and the generated completions and
+//! man page.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+
+use crate::util::*;
+
+fn doctor(target: &str) -> std::process::Output {
+    run_timeout(dlx().args(["doctor", target]), 60)
+}
+
+/// The line of check `name` in a doctor report.
+fn check_line<'a>(report: &'a str, name: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.get(6..).is_some_and(|rest| rest.starts_with(name)))
+        .unwrap_or_else(|| panic!("no {name} check in:\n{report}"))
+}
+
+#[test]
+fn doctor_says_ok_for_a_running_container() {
+    let c = Container::probe("doctor-ok", &[]);
+    let out = doctor(&c.name);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let report = stdout(&out);
+    for name in [
+        "root",
+        "capabilities",
+        "yama",
+        "cgroup",
+        "kernel",
+        "state",
+        "pin",
+    ] {
+        assert!(
+            check_line(&report, name).starts_with("ok "),
+            "{name} not ok:\n{report}"
+        );
+    }
+    assert!(check_line(&report, "state").contains(&c.pid().to_string()));
+    // The probe image has no shell: entering works, with that limit named.
+    assert!(check_line(&report, "shell").starts_with("warn"), "{report}");
+    assert!(
+        report
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with(&format!("dlx can enter container {}", c.name)),
+        "{report}"
+    );
+}
+
+#[test]
+fn doctor_names_a_paused_container_and_the_unpause_step() {
+    let c = Container::probe("doctor-paused", &[]);
+    docker(&["pause", &c.name]);
+    let out = doctor(&c.name);
+    docker(&["unpause", &c.name]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let report = stdout(&out);
+    let state = check_line(&report, "state");
+    assert!(
+        state.starts_with("fail") && state.contains("paused"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("hint: `docker unpause {}`", c.name)),
+        "{report}"
+    );
+    assert!(report.contains("dlx cannot enter"), "{report}");
+}
+
+#[test]
+fn doctor_on_a_missing_container_fails_with_the_engine_hint() {
+    let out = doctor("dlx-it-no-such-container");
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let report = stdout(&out);
+    assert!(
+        check_line(&report, "state").contains("no such container: dlx-it-no-such-container"),
+        "{report}"
+    );
+    assert!(
+        report.contains("hint: `docker ps` lists the running containers"),
+        "{report}"
+    );
+}
+
+/// A static `/tool` that prints a line and exits with `code`, compiled once per code.
+fn tool(code: i32) -> std::path::PathBuf {
+    let dir = work_dir();
+    let src = dir.join("tool.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\nint main(void) { puts(\"from tool\"); return CODE; }\n",
+    )
+    .unwrap();
+    let bin = dir.join(format!("tool-{code}"));
+    let ok = Command::new("gcc")
+        .args(["-static", "-O2", &format!("-DCODE={code}"), "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "gcc failed");
+    bin
+}
+
+#[test]
+fn fan_out_runs_in_every_match_and_reports_the_failure() {
+    let label = format!("dlx-it-fanout={}", std::process::id());
+    let (pass, fail) = (tool(0), tool(3));
+    let containers: Vec<Container> = (1..=5)
+        .map(|i| {
+            let bin = if i == 4 { &fail } else { &pass };
+            let mount = format!("{}:/tool:ro", bin.display());
+            Container::probe(&format!("fan{i}"), &["--label", &label, "-v", &mount])
+        })
+        .collect();
+    // A container outside the selection is left alone.
+    let other = Container::probe(
+        "fan-other",
+        &["-v", &format!("{}:/tool:ro", fail.display())],
+    );
+
+    let out = run_timeout(
+        dlx().args(["exec", "--filter", &format!("label={label}"), "--", "/tool"]),
+        120,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let (out_text, err_text) = (stdout(&out), stderr(&out));
+    let mut lines: Vec<&str> = out_text.lines().collect();
+    lines.sort();
+    let mut want: Vec<String> = containers
+        .iter()
+        .map(|c| format!("{} | from tool", c.name))
+        .collect();
+    want.sort();
+    assert_eq!(lines, want, "{}", describe(&out));
+    // One summary line per container, the failure named.
+    for (i, c) in containers.iter().enumerate() {
+        let line = err_text
+            .lines()
+            .find(|l| l.starts_with(&format!("dlx: {} ", c.name)))
+            .unwrap_or_else(|| panic!("no summary for {}: {err_text}", c.name));
+        let status = if i == 3 { "exit 3" } else { "ok" };
+        assert!(line.contains(status) && line.ends_with(" ms"), "{line}");
+    }
+    assert!(!err_text.contains(&other.name), "{err_text}");
+
+    // name= selects by name, like `docker ps --filter`.
+    let out = run_timeout(
+        dlx().args([
+            "exec",
+            "--filter",
+            &format!("name={}", containers[0].name),
+            "--",
+            "/tool",
+        ]),
+        60,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("{} | from tool\n", containers[0].name)
+    );
+}
+
+#[test]
+fn fan_out_refuses_a_terminal_and_an_empty_selection() {
+    let out = run_timeout(dlx().args(["exec", "-t", "--all", "--", "/probe"]), 30);
+    assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
+    assert!(stderr(&out).contains("hint: drop -t"), "{}", describe(&out));
+
+    let out = run_timeout(
+        dlx().args([
+            "exec",
+            "--filter",
+            "label=dlx-it-nothing-has-this",
+            "--",
+            "/probe",
+        ]),
+        30,
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
+    assert!(
+        stderr(&out)
+            .contains("no running container matches --filter label=dlx-it-nothing-has-this"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn every_session_is_audited_with_every_field() {
+    let c = Container::probe("audit", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("logs/audit.jsonl");
+    let log_arg = log.to_str().unwrap();
+    let out = dlx_exec(&["--audit-log", log_arg, &c.name, "--", "/probe", "exit", "7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", describe(&out));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let time = v["time"].as_str().unwrap();
+    assert!(
+        time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{time}"
+    );
+    assert_eq!(v["operator_uid"], 0);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(v["host"], host.trim());
+    assert_eq!(v["engine"], "docker");
+    assert_eq!(v["target"], c.name.as_str());
+    assert_eq!(v["container_id"], c.id().as_str());
+    assert_eq!(v["container_name"], c.name.as_str());
+    assert_eq!(v["image"], probe_image().as_str());
+    let pid = c.pid();
+    assert_eq!(v["pid"], pid);
+    let ns = v["namespaces"].as_object().unwrap();
+    for kind in ["mnt", "uts", "ipc", "net", "pid"] {
+        let ino = std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+            .unwrap()
+            .ino();
+        assert_eq!(ns[kind], ino, "{kind} inode");
+    }
+    assert_eq!(v["argv"], serde_json::json!(["/probe", "exit", "7"]));
+    assert_eq!(v["exit_status"], 7);
+    let ms = v["duration_ms"].as_u64().unwrap();
+    assert!(ms < 60_000, "{ms}");
+    assert!(v["error"].is_null());
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A refused session is recorded too, appended, with why.
+    let out = dlx_exec(&[
+        "--audit-log",
+        log_arg,
+        "dlx-it-no-such-container",
+        "--",
+        "/probe",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let v: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(v["exit_status"], 125);
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .contains("no such container: dlx-it-no-such-container"));
+    assert!(v["container_id"].is_null());
+}
+
+#[test]
+fn an_unwritable_audit_log_never_hides_the_status() {
+    let c = Container::probe("audit-fail", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let log = file.join("audit.jsonl");
+    let out = dlx_exec(&[
+        "--audit-log",
+        log.to_str().unwrap(),
+        &c.name,
+        "--",
+        "/probe",
+        "exit",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("warning: this session is not in the audit log"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn fan_out_sessions_are_each_audited() {
+    let label = format!("dlx-it-fanaudit={}", std::process::id());
+    let cs: Vec<Container> = (1..=2)
+        .map(|i| Container::probe(&format!("fanaudit{i}"), &["--label", &label]))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let out = run_timeout(
+        dlx().args([
+            "exec",
+            "--audit-log",
+            log.to_str().unwrap(),
+            "--filter",
+            &format!("label={label}"),
+            "--",
+            "/probe",
+            "exit",
+            "0",
+        ]),
+        60,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut names: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["container_name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F _dlx"),
+        ("zsh", "#compdef dlx"),
+        ("fish", "complete -c dlx"),
+    ] {
+        let out = run_timeout(dlx().args(["completions", shell]), 30);
+        assert!(out.status.success(), "{}", describe(&out));
+        let text = stdout(&out);
+        assert!(text.contains(marker), "{shell}: no {marker:?}");
+        assert!(
+            text.contains("audit-log") && text.contains("doctor"),
+            "{shell}"
+        );
+    }
+    let bash = run_timeout(dlx().args(["completions", "bash"]), 30);
+    let ok = Command::new("bash")
+        .args(["-n", "-c", &stdout(&bash)])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "the bash completion script does not parse");
+}
+
+#[test]
+fn man_pages_render_with_groff() {
+    for page in [None, Some("exec"), Some("doctor")] {
+        let mut cmd = dlx();
+        cmd.arg("man").args(page);
+        let out = run_timeout(&mut cmd, 30);
+        assert!(out.status.success(), "{}", describe(&out));
+        let roff = stdout(&out);
+        let title = match page {
+            None => ".TH dlx 1".to_string(),
+            Some(p) => format!(".TH dlx-{p} 1"),
+        };
+        assert!(
+            roff.lines().any(|l| l.starts_with(&title)),
+            "{}",
+            &roff[..roff.len().min(300)]
+        );
+        let rendered = render_roff(&roff);
+        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS"] {
+            assert!(rendered.contains(section), "{page:?}: no {section}");
+        }
+        if page == Some("exec") {
+            assert!(roff.contains("\\-\\-audit\\-log") && roff.contains("\\-\\-filter"));
+        }
+    }
+    let out = run_timeout(dlx().args(["man", "nope"]), 30);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("hint: dlx has man pages for exec"));
+}
+
+/// Render roff with groff, failing on any warning.
+fn render_roff(roff: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-P", "-cbou"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run groff (apt-get install groff-base)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(roff.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        describe(&out)
+    );
+    // Plain text: no SGR (bold/underline) sequences.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text
+}
