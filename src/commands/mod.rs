@@ -12,6 +12,7 @@ use crate::output;
 
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> ExitStatus {
+    output::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Exec(args) => exec::run(args),
         Command::Shell(args) => {
