@@ -124,7 +124,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitStatus> {
     };
 
     let spinner = spinner(format!("assembling {reference}"));
-    let image = build::assemble(&plan, &debs)?;
+    // Layers made before from the same packages are reused; without a usable cache
+    // directory they are made afresh.
+    let layer_cache = build::layers::LayerCache::open(&apt::default_cache_dir())
+        .inspect_err(|e| tracing::debug!(error = %e, "no layer cache"))
+        .ok();
+    let image = build::assemble_with(&plan, &debs, layer_cache.as_ref())?;
     if let Some(spinner) = &spinner {
         spinner.set_message(format!("writing {reference}"));
     }
