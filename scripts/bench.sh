@@ -5,6 +5,14 @@
 #         `dlx exec`, the scripted `docker inspect` + `nsenter -a` pipeline, and
 #         `docker exec`; and dlx's peak RSS.
 #         Targets: dlx <= 1/2 of the pipeline, <= 1/10 of docker exec, RSS < 20 MiB.
+#   toolbox: median time to open a toolbox session (private view, toolbox at /.dlx)
+#         and run `true` (target: within 1.5x of a plain `dlx exec --toolbox none`),
+#         and the toolbox's size on disk.
+#   resolve: on the same container, median wall time of `dlx exec … /bin/true` when
+#         the container is found through the Docker API, through containerd's API
+#         (Docker's, namespace moby) and with --no-engine (a scan of /proc/*/cgroup);
+#         the rest of the session is the same, so the differences are the
+#         resolution's. No target: figures for the record.
 #   build: warm-cache `dlx build static:nonroot` (< 0.5 s) and `cc:nonroot` (< 2 s);
 #         a cold debian12 static:nonroot build (empty cache: indexes, debs,
 #         assembly) against apt's own cold `update` + `download` of the same
@@ -48,23 +56,49 @@ PY
 }
 
 step "exec: $RUNS runs each of /bin/true in one container"
-dlx_ms=$(median_ms "$DLX" exec dlx-bench -- /bin/true)
+"$DLX" -q toolbox fetch >/dev/null
+dlx_ms=$(median_ms "$DLX" exec --toolbox none dlx-bench -- /bin/true)
+toolbox_ms=$(median_ms "$DLX" exec dlx-bench -- true)
+toolbox_root=$("$DLX" toolbox --format json | python3 -c 'import json, sys; print(json.load(sys.stdin)["root"])')
+toolbox_mib=$(du -sm "$toolbox_root" | cut -f1)
 pipe_ms=$(median_ms sh -c 'nsenter -t "$(docker inspect -f "{{.State.Pid}}" dlx-bench)" -a /bin/true')
 docker_ms=$(median_ms docker exec dlx-bench /bin/true)
-rss_kib=$(/usr/bin/time -f %M "$DLX" exec dlx-bench -- /bin/true 2>&1 >/dev/null | tail -n 1)
+rss_kib=$(/usr/bin/time -f %M "$DLX" exec dlx-bench -- true 2>&1 >/dev/null | tail -n 1)
 
-python3 - "$dlx_ms" "$pipe_ms" "$docker_ms" "$rss_kib" <<'PY'
+python3 - "$dlx_ms" "$pipe_ms" "$docker_ms" "$rss_kib" "$toolbox_ms" "$toolbox_mib" <<'PY'
 import sys
-dlx, pipe, docker, rss = (float(x) for x in sys.argv[1:])
+dlx, pipe, docker, rss, tb, tbmib = (float(x) for x in sys.argv[1:])
 def row(name, value, target, ok):
     print(f"{name:<44} {value:>10} {target:>22}  {'ok' if ok else 'MISSED'}")
 print(f"{'measure':<44} {'value':>10} {'target':>22}")
-row("dlx exec /bin/true (median)", f"{dlx:.2f} ms", "", True)
+row("dlx exec --toolbox none /bin/true (median)", f"{dlx:.2f} ms", "", True)
 row("docker inspect + nsenter -a (median)", f"{pipe:.2f} ms", "", True)
 row("docker exec (median)", f"{docker:.2f} ms", "", True)
 row("dlx / pipeline", f"{dlx / pipe:.2f}", "<= 0.50", dlx / pipe <= 0.5)
 row("dlx / docker exec", f"{dlx / docker:.3f}", "<= 0.10", dlx / docker <= 0.1)
-row("dlx peak RSS", f"{rss / 1024:.1f} MiB", "< 20 MiB", rss / 1024 < 20)
+row("dlx peak RSS (toolbox session)", f"{rss / 1024:.1f} MiB", "< 20 MiB", rss / 1024 < 20)
+row("toolbox session + true (median)", f"{tb:.2f} ms", "", True)
+row("toolbox session / plain exec", f"{tb / dlx:.2f}", "<= 1.50", tb / dlx <= 1.5)
+row("toolbox size on disk", f"{tbmib:.0f} MiB", "", True)
+PY
+
+step "resolve: $RUNS runs each of /bin/true, found through each engine and none"
+bench_id=$(docker inspect -f '{{.Id}}' dlx-bench)
+api_ms=$(median_ms "$DLX" exec --engine docker dlx-bench -- /bin/true)
+ctrd_ms=$(median_ms "$DLX" exec "containerd://moby/$bench_id" -- /bin/true)
+none_ms=$(median_ms "$DLX" exec --no-engine "${bench_id:0:12}" -- /bin/true)
+procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
+
+python3 - "$api_ms" "$ctrd_ms" "$none_ms" "$procs" <<'PY'
+import sys
+api, ctrd, none, procs = (float(x) for x in sys.argv[1:])
+def row(name, value, target, ok):
+    print(f"{name:<44} {value:>10} {target:>22}  {'ok' if ok else 'MISSED'}")
+print(f"{'measure':<44} {'value':>10} {'target':>22}")
+row("dlx exec via the Docker API (median)", f"{api:.2f} ms", "", True)
+row("dlx exec via containerd's API (median)", f"{ctrd:.2f} ms", "", True)
+row(f"dlx exec --no-engine, {procs:.0f} procs (median)", f"{none:.2f} ms", "", True)
+row("no-engine minus Docker API", f"{none - api:+.2f} ms", "", True)
 PY
 
 step "build: warm cache (each built once first)"

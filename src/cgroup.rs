@@ -77,9 +77,15 @@ pub fn check_belongs(memberships: &[Membership], pid: i32, id: &str) -> Result<(
                 .unwrap_or("no cgroup"),
         ));
     }
+    // Podman's and CRI-O's conmon live in a scope named after the container too
+    // (`libpod-conmon-<id>.scope`), but are not the container.
+    let monitor = |path: &str| {
+        path.split('/')
+            .any(|c| c.starts_with("libpod-conmon-") || c.starts_with("crio-conmon-"))
+    };
     match memberships
         .iter()
-        .find(|m| m.path != "/" && !m.path.contains(id))
+        .find(|m| m.path != "/" && (!m.path.contains(id) || monitor(&m.path)))
     {
         Some(m) => Err(foreign(&m.path)),
         None => Ok(()),
@@ -230,6 +236,25 @@ mod tests {
         let moved = "4:memory:/docker/abc123\n12:pids:/elsewhere\n";
         assert!(check_belongs(&parse(moved), 7, "abc123").is_err());
         assert!(check_belongs(&parse("0::/system.slice/other.scope\n"), 7, "abc123").is_err());
+        // Podman: the container's scope, not its conmon's.
+        assert!(check_belongs(
+            &parse("0::/machine.slice/libpod-abc123.scope/container\n"),
+            7,
+            "abc123"
+        )
+        .is_ok());
+        assert!(check_belongs(
+            &parse("1:name=systemd:/machine.slice/libpod-conmon-abc123.scope\n"),
+            7,
+            "abc123"
+        )
+        .is_err());
+        assert!(check_belongs(
+            &parse("0::/kubepods.slice/crio-conmon-abc123.scope\n"),
+            7,
+            "abc123"
+        )
+        .is_err());
     }
 
     #[test]

@@ -8,14 +8,21 @@
 //! operator on stderr, [`logging`] sets up tracing.
 //!
 //! `dlx exec` flows through: [`target`] (name/ID/prefix/`pid:N` → host PID, via an
-//! [`engine`]) → [`pin`] (pidfd + validation through `/proc/<pid>`, with [`cgroup`]
-//! and [`ns`]) → [`identity`] (the container's own passwd/group) → [`launch`] (the
+//! [`engine`]: Docker, Podman, containerd, or the host's cgroups) → [`pin`] (pidfd +
+//! validation through `/proc/<pid>`, with [`cgroup`] and [`ns`]) → [`identity`] (the container's own passwd/group) → [`launch`] (the
 //! privileged entry sequence) → [`session`] (stdio and signal relay, exit status).
 //!
 //! `dlx build` flows through: [`apt`] (the verified Debian archive client: keys →
 //! InRelease → Packages → .deb, cache, lock) → [`deb`] (reading packages) →
 //! [`build`] (tier data, generated files, image assembly) → [`oci`] (deterministic
 //! layers, OCI layout, tar, engine load, push).
+//!
+//! [`toolbox`] assembles the tools a session finds at `/.dlx` (BusyBox, ss, ip,
+//! tcpdump, strace, curl, lsof) from Debian's packages through [`apt`], cached by
+//! digest, and checks an operator's own `--toolbox DIR`.
+//!
+//! `dlx ps` asks every [`engine`] for its running containers and looks at each
+//! image from the inside with [`survey`] (shell, distroless tier).
 //!
 //! Every kernel side effect goes through [`sys`], the only module allowed `unsafe`.
 
@@ -36,6 +43,7 @@ pub mod output;
 pub mod pin;
 pub mod session;
 pub mod settings;
+pub mod survey;
 pub mod sys;
 pub mod target;
 pub mod toolbox;

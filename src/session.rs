@@ -149,7 +149,7 @@ fn follows_forks(pid: i32) -> bool {
 }
 
 /// Where the toolbox keeps its loader, as the session sees it.
-const TOOLBOX_LOADER_DIR: &str = "/.dlx/lib";
+const TOOLBOX_LOADER_DIR: &str = crate::toolbox::LIB;
 
 /// Trace the enterer and its child until the enterer has exited and the child has
 /// either completed its exec (then it is released) or ended.

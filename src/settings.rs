@@ -3,8 +3,10 @@
 
 use std::str::FromStr;
 
-use crate::cli::ExecArgs;
+use crate::cli::{EngineArg, ExecArgs, Format, PsArgs, PsFormat, ToolboxArgs, ToolboxCommand};
+use crate::engine::{Endpoints, EngineKind, Selection};
 use crate::ns::{NsKind, UnknownNs};
+use crate::toolbox::{PrepareOptions, ToolboxChoice, ToolboxError};
 
 /// What to enter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,33 +26,90 @@ impl FromStr for TargetSpec {
                 _ => Err(SettingsError::BadPid(s.to_string())),
             };
         }
-        if s.is_empty() {
+        let (_, name) = split_scheme(s);
+        if name.is_empty() {
             return Err(SettingsError::EmptyTarget);
         }
-        Ok(TargetSpec::Container(
-            s.strip_prefix("docker://").unwrap_or(s).to_string(),
-        ))
+        Ok(TargetSpec::Container(name.to_string()))
     }
 }
 
-/// Which tools a session brings (`--toolbox`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolboxChoice {
-    /// The default toolbox, assembled from Debian's packages.
-    Default,
-    /// A directory of static tools.
-    Dir(std::path::PathBuf),
-    /// Only what the container has: no private view either.
-    None,
+/// The engine a TARGET's scheme names (`docker://`, `podman://`, `containerd://`),
+/// and the rest of it.
+pub fn split_scheme(target: &str) -> (Option<EngineKind>, &str) {
+    for kind in EngineKind::ALL {
+        if let Some(rest) = target
+            .strip_prefix(kind.name())
+            .and_then(|r| r.strip_prefix("://"))
+        {
+            return (Some(kind), rest);
+        }
+    }
+    (None, target)
 }
 
-impl ToolboxChoice {
-    fn parse(value: Option<&str>) -> Self {
-        match value {
-            None => ToolboxChoice::Default,
-            Some("none") => ToolboxChoice::None,
-            Some(dir) => ToolboxChoice::Dir(dir.into()),
+/// Where to look for TARGET: its scheme, `--engine`, `--no-engine`, else any engine.
+pub fn select_engine(
+    target: &str,
+    engine: Option<EngineArg>,
+    no_engine: bool,
+) -> Result<Selection, SettingsError> {
+    let flag = match (engine, no_engine) {
+        (Some(EngineArg::None), _) | (None, true) => Some(Selection::NoEngine),
+        (Some(EngineArg::Docker), _) => Some(Selection::Only(EngineKind::Docker)),
+        (Some(EngineArg::Podman), _) => Some(Selection::Only(EngineKind::Podman)),
+        (Some(EngineArg::Containerd), _) => Some(Selection::Only(EngineKind::Containerd)),
+        (None, false) => None,
+    };
+    let scheme = split_scheme(target).0.map(Selection::Only);
+    match (scheme, flag) {
+        (Some(a), Some(b)) if a != b => Err(SettingsError::ConflictingEngine(target.to_string())),
+        (a, b) => Ok(a.or(b).unwrap_or(Selection::Auto)),
+    }
+}
+
+/// The engines' sockets, from dlx's environment.
+pub fn endpoints(env: &impl Fn(&str) -> Option<String>) -> Endpoints {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty());
+    Endpoints {
+        docker_host: set("DOCKER_HOST"),
+        docker_api_version: set("DOCKER_API_VERSION"),
+        podman_host: set("CONTAINER_HOST"),
+        containerd_address: set("CONTAINERD_ADDRESS"),
+    }
+}
+
+/// Settings of one `dlx ps`.
+#[derive(Debug, Clone)]
+pub struct PsSettings {
+    pub selection: Selection,
+    pub endpoints: Endpoints,
+    pub json: bool,
+}
+
+impl PsSettings {
+    pub fn resolve(args: PsArgs, env: impl Fn(&str) -> Option<String>) -> Self {
+        let selection = match (args.engine, args.no_engine) {
+            (Some(EngineArg::None), _) | (None, true) => Selection::NoEngine,
+            (Some(EngineArg::Docker), _) => Selection::Only(EngineKind::Docker),
+            (Some(EngineArg::Podman), _) => Selection::Only(EngineKind::Podman),
+            (Some(EngineArg::Containerd), _) => Selection::Only(EngineKind::Containerd),
+            (None, false) => Selection::Auto,
+        };
+        PsSettings {
+            selection,
+            endpoints: endpoints(&env),
+            json: args.format == PsFormat::Json,
         }
+    }
+}
+
+/// `--toolbox` as given: absent (the default toolbox), `none`, or a directory.
+fn toolbox_choice(value: Option<&str>) -> ToolboxChoice {
+    match value {
+        None => ToolboxChoice::Default,
+        Some("none") => ToolboxChoice::None,
+        Some(dir) => ToolboxChoice::Dir(dir.into()),
     }
 }
 
@@ -73,6 +132,10 @@ pub struct ExecSettings {
     pub join_cgroup: bool,
     pub docker_host: Option<String>,
     pub api_version: Option<String>,
+    /// Where to look for the target (`--engine`, `--no-engine`, the target's scheme).
+    pub engine: Selection,
+    /// The engines' sockets.
+    pub endpoints: Endpoints,
     /// The `-e KEY` entries whose value came from dlx's own environment.
     pub copied_env: Vec<String>,
     pub toolbox: ToolboxChoice,
@@ -98,13 +161,23 @@ pub enum SettingsError {
         "relative working directory {0:?}\nhint: -w takes an absolute path inside the container"
     )]
     RelativeWorkdir(String),
+    #[error("target {0:?} names another engine than --engine/--no-engine\nhint: drop one of them")]
+    ConflictingEngine(String),
     #[error(transparent)]
     Ns(#[from] UnknownNs),
 }
 
 /// Environment variables dlx itself reads; the only ones it keeps when it re-executes
 /// itself before entering a container.
-pub const OWN_ENV: [&str; 4] = ["DOCKER_HOST", "DOCKER_API_VERSION", "DLX_LOG", "NO_COLOR"];
+pub const OWN_ENV: [&str; 7] = [
+    "DOCKER_HOST",
+    "DOCKER_API_VERSION",
+    "CONTAINER_HOST",
+    "CONTAINERD_ADDRESS",
+    "DLX_LOG",
+    "NO_COLOR",
+    "DLX_CACHE_DIR",
+];
 
 impl ExecSettings {
     /// Resolve `args`, reading dlx's environment through `env`.
@@ -113,7 +186,13 @@ impl ExecSettings {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
         let target = args.target.parse()?;
-        let toolbox = ToolboxChoice::parse(args.toolbox.as_deref());
+        let mut engine = select_engine(&args.target, args.engine, args.no_engine)?;
+        // `DOCKER_HOST` names the engine as surely as `--engine docker` does: a
+        // container missing there is not looked for elsewhere.
+        if engine == Selection::Auto && env("DOCKER_HOST").is_some_and(|h| !h.is_empty()) {
+            engine = Selection::Only(EngineKind::Docker);
+        }
+        let toolbox = toolbox_choice(args.toolbox.as_deref());
         // Without a command, -i opens the toolbox shell.
         if args.command.is_empty() {
             if !args.interactive || args.host_tools {
@@ -170,6 +249,8 @@ impl ExecSettings {
             forensic: args.forensic,
             docker_host: env("DOCKER_HOST"),
             api_version: env("DOCKER_API_VERSION"),
+            engine,
+            endpoints: endpoints(&env),
             copied_env: copied,
         })
     }
@@ -181,6 +262,40 @@ impl ExecSettings {
             .iter()
             .filter_map(|k| env(k).map(|v| format!("{k}={v}")));
         own.chain(self.copied_env.iter().cloned()).collect()
+    }
+}
+
+/// What `dlx toolbox` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolboxAction {
+    /// Describe the current toolbox, as text or JSON.
+    Show { json: bool },
+    /// Assemble it now.
+    Fetch,
+}
+
+/// Settings of one `dlx toolbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolboxSettings {
+    pub action: ToolboxAction,
+    pub options: PrepareOptions,
+}
+
+impl ToolboxSettings {
+    /// Resolve `args` for this host (cache directory, architecture, whether stderr
+    /// is a terminal).
+    pub fn resolve(args: ToolboxArgs) -> Result<Self, ToolboxError> {
+        let mut options = PrepareOptions::for_host()?;
+        let action = match args.command {
+            Some(ToolboxCommand::Fetch(fetch)) => {
+                options.mirror = fetch.mirror;
+                ToolboxAction::Fetch
+            }
+            None => ToolboxAction::Show {
+                json: args.format == Format::Json,
+            },
+        };
+        Ok(ToolboxSettings { action, options })
     }
 }
 
@@ -267,6 +382,80 @@ mod tests {
         assert_eq!("pid:42".parse::<TargetSpec>().unwrap(), TargetSpec::Pid(42));
         assert!("pid:0".parse::<TargetSpec>().is_err());
         assert!("pid:x".parse::<TargetSpec>().is_err());
+        assert_eq!(
+            "containerd://k8s.io/4f3a".parse::<TargetSpec>().unwrap(),
+            TargetSpec::Container("k8s.io/4f3a".into())
+        );
+        assert!("podman://".parse::<TargetSpec>().is_err());
+    }
+
+    #[test]
+    fn engine_comes_from_the_scheme_or_the_flags() {
+        use EngineKind::*;
+        let sel = |t: &str, e: Option<EngineArg>, none: bool| select_engine(t, e, none);
+        assert_eq!(sel("web", None, false).unwrap(), Selection::Auto);
+        assert_eq!(
+            sel("docker://web", None, false).unwrap(),
+            Selection::Only(Docker)
+        );
+        assert_eq!(
+            sel("podman://web", None, false).unwrap(),
+            Selection::Only(Podman)
+        );
+        assert_eq!(
+            sel("containerd://moby/4f3a", None, false).unwrap(),
+            Selection::Only(Containerd)
+        );
+        assert_eq!(
+            sel("web", Some(EngineArg::Podman), false).unwrap(),
+            Selection::Only(Podman)
+        );
+        assert_eq!(sel("4f3a", None, true).unwrap(), Selection::NoEngine);
+        assert_eq!(
+            sel("4f3a", Some(EngineArg::None), false).unwrap(),
+            Selection::NoEngine
+        );
+        assert_eq!(
+            sel("podman://web", Some(EngineArg::Podman), false).unwrap(),
+            Selection::Only(Podman)
+        );
+        assert!(matches!(
+            sel("podman://web", Some(EngineArg::Docker), false),
+            Err(SettingsError::ConflictingEngine(_))
+        ));
+        assert!(sel("docker://4f3a", None, true).is_err());
+        // A name that merely contains a scheme-like word is a name.
+        assert_eq!(split_scheme("dockerd"), (None, "dockerd"));
+    }
+
+    #[test]
+    fn docker_host_selects_docker() {
+        let args = |target: &str| {
+            let cli = crate::cli::Cli::try_parse_from(["dlx", "exec", target, "--", "ls"]).unwrap();
+            let crate::cli::Command::Exec(args) = cli.command else {
+                panic!("not exec")
+            };
+            args
+        };
+        let with_host = |k: &str| (k == "DOCKER_HOST").then(|| "unix:///x.sock".to_string());
+        let s = ExecSettings::resolve(args("web"), with_host).unwrap();
+        assert_eq!(s.engine, Selection::Only(EngineKind::Docker));
+        let s = ExecSettings::resolve(args("podman://web"), with_host).unwrap();
+        assert_eq!(s.engine, Selection::Only(EngineKind::Podman));
+        let s = ExecSettings::resolve(args("web"), |_| None).unwrap();
+        assert_eq!(s.engine, Selection::Auto);
+    }
+
+    #[test]
+    fn engine_sockets_come_from_the_environment() {
+        let env = |k: &str| match k {
+            "CONTAINER_HOST" => Some("unix:///tmp/podman.sock".to_string()),
+            "CONTAINERD_ADDRESS" => Some(String::new()),
+            _ => None,
+        };
+        let e = endpoints(&env);
+        assert_eq!(e.podman_host.as_deref(), Some("unix:///tmp/podman.sock"));
+        assert_eq!(e.containerd_address, None);
     }
 
     #[test]
@@ -364,6 +553,29 @@ mod tests {
         assert_eq!(env[1], "PATH=/usr/bin:/bin:/.dlx/bin");
         with_toolbox_path(&mut env, "/.dlx/bin", true);
         assert_eq!(env[1], "PATH=/.dlx/bin:/usr/bin:/bin");
+    }
+
+    #[test]
+    fn toolbox_flags_resolve() {
+        let resolve = |argv: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+            let crate::cli::Command::Toolbox(args) = cli.command else {
+                panic!("not toolbox")
+            };
+            ToolboxSettings::resolve(args).unwrap()
+        };
+        assert_eq!(
+            resolve(&["dlx", "toolbox"]).action,
+            ToolboxAction::Show { json: false }
+        );
+        assert_eq!(
+            resolve(&["dlx", "toolbox", "--format", "json"]).action,
+            ToolboxAction::Show { json: true }
+        );
+        let fetch = resolve(&["dlx", "toolbox", "fetch", "--mirror", "http://m/debian"]);
+        assert_eq!(fetch.action, ToolboxAction::Fetch);
+        assert_eq!(fetch.options.mirror.as_deref(), Some("http://m/debian"));
+        assert!(crate::cli::Cli::try_parse_from(["dlx", "toolbox", "--format", "yaml"]).is_err());
     }
 
     #[test]

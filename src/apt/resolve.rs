@@ -10,7 +10,7 @@
 //! wins). `Recommends`, `Suggests`, `Conflicts` and `Breaks` are not consulted.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, OnceLock};
 
 use super::packages::{Entry, IndexError, Package};
@@ -390,6 +390,69 @@ impl Index {
         }
         Ok(chosen.into_values().collect())
     }
+}
+
+/// The part of a resolved closure reachable from `roots` without passing through
+/// `stop` (packages installed elsewhere, or excluded because only maintainer scripts
+/// need them), in the resolver's order.
+pub fn prune(
+    resolved: &[Package],
+    roots: &[String],
+    stop: &HashSet<String>,
+    arch: &str,
+) -> Result<Vec<String>, ResolveError> {
+    let relations = |p: &Package, field: &'static str, text: &str| {
+        relation::parse(text).map_err(|source| ResolveError::Relation {
+            package: p.name.clone(),
+            version: p.version.clone(),
+            field,
+            source,
+        })
+    };
+    let by_name: HashMap<&str, &Package> = resolved.iter().map(|p| (p.name.as_str(), p)).collect();
+    let mut providers: HashMap<String, &str> = HashMap::new();
+    for p in resolved {
+        if let Some(text) = p.paragraph.get("Provides") {
+            for d in relations(p, "Provides", text)?.into_iter().flatten() {
+                providers.entry(d.name).or_insert(p.name.as_str());
+            }
+        }
+    }
+    let mut keep: HashSet<&str> = HashSet::new();
+    let mut queue: Vec<&str> = Vec::new();
+    for root in roots {
+        if by_name.contains_key(root.as_str()) && keep.insert(root.as_str()) {
+            queue.push(root.as_str());
+        }
+    }
+    while let Some(name) = queue.pop() {
+        let package = by_name[name];
+        for field in ["Pre-Depends", "Depends"] {
+            let Some(text) = package.paragraph.get(field) else {
+                continue;
+            };
+            for group in relations(package, field, text)? {
+                let target = group.iter().filter(|d| d.applies_to(arch)).find_map(|d| {
+                    by_name
+                        .get_key_value(d.name.as_str())
+                        .map(|(k, _)| *k)
+                        .or_else(|| providers.get(&d.name).copied())
+                });
+                let Some(target) = target else { continue };
+                if stop.contains(target) || group.iter().any(|d| stop.contains(&d.name)) {
+                    continue;
+                }
+                if keep.insert(target) {
+                    queue.push(target);
+                }
+            }
+        }
+    }
+    Ok(resolved
+        .iter()
+        .filter(|p| keep.contains(p.name.as_str()))
+        .map(|p| p.name.clone())
+        .collect())
 }
 
 #[cfg(test)]

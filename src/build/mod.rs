@@ -96,6 +96,9 @@ pub enum BuildError {
     EnvSpec { value: String },
 }
 
+/// The distro `dlx build` (and the default toolbox) uses unless told otherwise.
+pub const DEFAULT_DISTRO: &str = "debian13";
+
 /// What dlx knows about a distro release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DistroInfo {

@@ -174,7 +174,7 @@ pub enum ElfProblem {
 }
 
 /// Machine names for the Debian architectures dlx builds.
-fn machine_of(arch: &str) -> Option<u16> {
+pub fn machine_of(arch: &str) -> Option<u16> {
     use goblin::elf::header::*;
     Some(match arch {
         "amd64" => EM_X86_64,
@@ -184,6 +184,19 @@ fn machine_of(arch: &str) -> Option<u16> {
         "ppc64el" => EM_PPC64,
         "s390x" => EM_S390,
         "riscv64" => EM_RISCV,
+        _ => return None,
+    })
+}
+
+/// The Debian architecture of the host dlx runs on, when it is one dlx knows.
+pub fn host_arch() -> Option<&'static str> {
+    Some(match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "armhf",
+        "powerpc64" => "ppc64el",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
         _ => return None,
     })
 }
@@ -203,48 +216,87 @@ pub fn triplet(arch: &str) -> &'static str {
     }
 }
 
-/// Check an ELF binary against the image tree for Debian architecture `arch`.
-/// Returns the names missing (loader first), or `Ok` when it can run.
-pub fn check_elf(bytes: &[u8], tree: &Tree, arch: &str) -> Result<(), ElfProblem> {
-    let elf = goblin::elf::Elf::parse(bytes).map_err(|_| ElfProblem::NotElf)?;
-    if let Some(machine) = machine_of(arch) {
-        if elf.header.e_machine != machine {
-            return Err(ElfProblem::WrongArch {
-                binary: goblin::elf::header::machine_to_str(elf.header.e_machine).to_string(),
-                image: arch.to_string(),
-            });
-        }
+/// What the dynamic loader needs to run an ELF object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfInfo {
+    pub machine: u16,
+    /// The program interpreter (`PT_INTERP`); `None` for static binaries and libraries.
+    pub interpreter: Option<String>,
+    /// `DT_NEEDED` entries, in order.
+    pub needed: Vec<String>,
+    /// `DT_RUNPATH` and `DT_RPATH` entries, colon lists as written.
+    pub runpaths: Vec<String>,
+}
+
+impl ElfInfo {
+    /// Whether the object needs no loader and no library (a static executable).
+    pub fn is_static(&self) -> bool {
+        self.interpreter.is_none() && self.needed.is_empty()
     }
-    let interpreter = elf
-        .interpreter
-        .filter(|interp| !tree.is_file(interp))
-        .map(str::to_string);
-    let dirs = [
+}
+
+/// Read the loader-relevant parts of an ELF object; `None` when it is not ELF.
+pub fn elf_info(bytes: &[u8]) -> Option<ElfInfo> {
+    let elf = goblin::elf::Elf::parse(bytes).ok()?;
+    Some(ElfInfo {
+        machine: elf.header.e_machine,
+        interpreter: elf.interpreter.map(str::to_string),
+        needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
+        runpaths: elf
+            .runpaths
+            .iter()
+            .chain(elf.rpaths.iter())
+            .map(|s| s.to_string())
+            .collect(),
+    })
+}
+
+/// The directories the loader searches by default for Debian architecture `arch`,
+/// in its order.
+pub fn library_dirs(arch: &str) -> [String; 6] {
+    [
         format!("/lib/{}", triplet(arch)),
         format!("/usr/lib/{}", triplet(arch)),
         "/lib".to_string(),
         "/usr/lib".to_string(),
         "/lib64".to_string(),
         "/usr/lib64".to_string(),
-    ];
-    let runpaths: Vec<&str> = elf
-        .runpaths
+    ]
+}
+
+/// Where the loader would find `library` (a `DT_NEEDED` name) in `tree`: the
+/// runpaths first, then the default directories; the path found (not followed).
+pub fn find_library(tree: &Tree, library: &str, runpaths: &[String], arch: &str) -> Option<String> {
+    if library.contains('/') {
+        return tree.is_file(library).then(|| library.to_string());
+    }
+    let dirs = runpaths
         .iter()
-        .chain(elf.rpaths.iter())
-        .copied()
-        .collect();
+        .flat_map(|r| r.split(':'))
+        .map(str::to_string)
+        .chain(library_dirs(arch));
+    dirs.map(|dir| format!("{dir}/{library}"))
+        .find(|path| tree.is_file(path))
+}
+
+/// Check an ELF binary against the image tree for Debian architecture `arch`.
+/// Returns the names missing (loader first), or `Ok` when it can run.
+pub fn check_elf(bytes: &[u8], tree: &Tree, arch: &str) -> Result<(), ElfProblem> {
+    let elf = elf_info(bytes).ok_or(ElfProblem::NotElf)?;
+    if let Some(machine) = machine_of(arch) {
+        if elf.machine != machine {
+            return Err(ElfProblem::WrongArch {
+                binary: goblin::elf::header::machine_to_str(elf.machine).to_string(),
+                image: arch.to_string(),
+            });
+        }
+    }
+    let interpreter = elf.interpreter.filter(|interp| !tree.is_file(interp));
     let missing: Vec<String> = elf
-        .libraries
+        .needed
         .iter()
-        .filter(|lib| {
-            if lib.contains('/') {
-                return !tree.is_file(lib);
-            }
-            let found_in = |dir: &str| tree.is_file(&format!("{dir}/{lib}"));
-            !(runpaths.iter().flat_map(|r| r.split(':')).any(found_in)
-                || dirs.iter().any(|d| found_in(d)))
-        })
-        .map(|s| s.to_string())
+        .filter(|lib| find_library(tree, lib, &elf.runpaths, arch).is_none())
+        .cloned()
         .collect();
     if missing.is_empty() && interpreter.is_none() {
         Ok(())

@@ -15,7 +15,7 @@ pub struct BuildArgs {
     pub spec: String,
 
     /// Debian release to build from
-    #[arg(long, default_value = "debian13", value_parser = ["debian13", "debian12"])]
+    #[arg(long, default_value = crate::build::DEFAULT_DISTRO, value_parser = ["debian13", "debian12"])]
     pub distro: String,
 
     /// Debian architecture of the image (amd64, arm64, armhf, ppc64el, s390x,

@@ -2,9 +2,12 @@
 
 use clap::Args;
 
+use super::EngineArg;
+
 /// Run a command inside a running container, as the container itself.
 ///
-/// dlx resolves TARGET through the Docker API (or takes a host PID), pins the
+/// dlx resolves TARGET through a container engine (Docker, Podman, containerd), or
+/// the host's cgroups when there is none, or takes a host PID; it pins the
 /// container's init process with a pidfd, joins its namespaces and cgroup, and runs
 /// CMD with the container's user, environment, working directory and capabilities,
 /// like `docker exec` would, without needing a shell or any tool in the image.
@@ -13,6 +16,9 @@ use clap::Args;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  dlx exec web -- ls /\n  dlx exec -u 0 web -- id\n  \
+                        dlx exec podman://db -- ls /var/lib\n  \
+                        dlx exec containerd://k8s.io/4f3a9c -- ls /\n  \
+                        dlx exec --no-engine 4f3a9c -- ls /\n  \
                         dlx exec web -- ss -tulpn\n  \
                         dlx exec -it web\n  \
                         dlx exec --host-tools web -- tcpdump -ni any -c 10\n  \
@@ -72,7 +78,25 @@ pub struct ExecArgs {
     #[arg(long)]
     pub forensic: bool,
 
-    /// Container name, ID, unique ID prefix, or pid:N for a host process
+    /// The engine to ask about TARGET [default: docker when DOCKER_HOST is set, else
+    /// the first of docker, podman, containerd that knows it]
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub engine: Option<EngineArg>,
+
+    /// Find TARGET (a container ID or unique ID prefix) in the host's /proc/*/cgroup,
+    /// asking no engine
+    ///
+    /// For a hung, absent or distrusted engine. The container's init is the process
+    /// of its cgroup that is PID 1 of its PID namespace. What only the engine knows is
+    /// not guessed: the command gets an empty environment (PATH set to the default;
+    /// the process's own environ is never trusted), the init's uid:gid, and / as
+    /// working directory. dlx also does this by itself, and says so, when the engine
+    /// does not answer within 2 seconds.
+    #[arg(long, conflicts_with = "engine")]
+    pub no_engine: bool,
+
+    /// Container name, ID, unique ID prefix, `docker://`, `podman://` or
+    /// `containerd://[NAMESPACE/]ID`, or pid:N for a host process
     pub target: String,
 
     /// The command and its arguments (default with -i: the toolbox shell)
@@ -107,7 +131,17 @@ pub struct ShellArgs {
     #[arg(long)]
     pub forensic: bool,
 
-    /// Container name, ID, unique ID prefix, or pid:N for a host process
+    /// The engine to ask about TARGET (see `dlx exec --help`)
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub engine: Option<EngineArg>,
+
+    /// Find TARGET (an ID or unique ID prefix) in the host's cgroups, asking no
+    /// engine (see `dlx exec --help`)
+    #[arg(long, conflicts_with = "engine")]
+    pub no_engine: bool,
+
+    /// Container name, ID, unique ID prefix, `docker://`, `podman://` or
+    /// `containerd://[NAMESPACE/]ID`, or pid:N for a host process
     pub target: String,
 }
 
@@ -126,6 +160,8 @@ impl ShellArgs {
             toolbox: self.toolbox,
             host_tools: false,
             forensic: self.forensic,
+            engine: self.engine,
+            no_engine: self.no_engine,
             target: self.target,
             command: Vec::new(),
         }

@@ -40,16 +40,13 @@ impl Output {
 
 /// The Debian architecture of the host.
 fn host_arch() -> anyhow::Result<String> {
-    Ok(match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "armhf",
-        "powerpc64" => "ppc64el",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        other => bail!("no Debian architecture known for host {other}\nhint: pass --arch"),
+    match build::tree::host_arch() {
+        Some(arch) => Ok(arch.to_string()),
+        None => bail!(
+            "no Debian architecture known for host {}\nhint: pass --arch",
+            std::env::consts::ARCH
+        ),
     }
-    .to_string())
 }
 
 /// `["a","b"]` as JSON, or a single word.
@@ -262,66 +259,6 @@ fn debs_from_dir(dir: &Path, names: &[String], arch: &str) -> anyhow::Result<Deb
     Ok(debs)
 }
 
-/// The part of a resolved closure reachable from `roots` without passing through
-/// `stop` (packages the parent tiers install, or the tier excludes), in the
-/// resolver's order.
-fn prune(
-    resolved: &[apt::Package],
-    roots: &[String],
-    stop: &HashSet<String>,
-    arch: &str,
-) -> anyhow::Result<Vec<String>> {
-    let by_name: HashMap<&str, &apt::Package> =
-        resolved.iter().map(|p| (p.name.as_str(), p)).collect();
-    let mut providers: HashMap<String, &str> = HashMap::new();
-    for p in resolved {
-        if let Some(text) = p.paragraph.get("Provides") {
-            let rels = apt::relation::parse(text)
-                .with_context(|| format!("invalid Provides of package {}", p.name))?;
-            for d in rels.into_iter().flatten() {
-                providers.entry(d.name).or_insert(p.name.as_str());
-            }
-        }
-    }
-    let mut keep: HashSet<&str> = HashSet::new();
-    let mut queue: Vec<&str> = Vec::new();
-    for root in roots {
-        if by_name.contains_key(root.as_str()) && keep.insert(root.as_str()) {
-            queue.push(root.as_str());
-        }
-    }
-    while let Some(name) = queue.pop() {
-        let package = by_name[name];
-        for field in ["Pre-Depends", "Depends"] {
-            let Some(text) = package.paragraph.get(field) else {
-                continue;
-            };
-            let groups = apt::relation::parse(text)
-                .with_context(|| format!("invalid {field} of package {name}"))?;
-            for group in groups {
-                let target = group.iter().filter(|d| d.applies_to(arch)).find_map(|d| {
-                    by_name
-                        .get_key_value(d.name.as_str())
-                        .map(|(k, _)| *k)
-                        .or_else(|| providers.get(&d.name).copied())
-                });
-                let Some(target) = target else { continue };
-                if stop.contains(target) || group.iter().any(|d| stop.contains(&d.name)) {
-                    continue;
-                }
-                if keep.insert(target) {
-                    queue.push(target);
-                }
-            }
-        }
-    }
-    Ok(resolved
-        .iter()
-        .filter(|p| keep.contains(p.name.as_str()))
-        .map(|p| p.name.clone())
-        .collect())
-}
-
 /// Every package the plan reads, layer packages first, without repeats.
 fn needed(plan: &Plan) -> Vec<String> {
     let mut names = plan.layer_packages();
@@ -365,7 +302,7 @@ fn debs_from_archive(args: &BuildArgs, plan: &mut Plan) -> anyhow::Result<Debs> 
                 .collect();
             let distro_part = plan.steps[at].tier.for_distro(plan.distro.id)?;
             stop.extend(distro_part.exclude.iter().cloned());
-            let kept = prune(
+            let kept = apt::resolve::prune(
                 &resolved,
                 &plan.steps[at].packages,
                 &stop,

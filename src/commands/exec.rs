@@ -9,7 +9,7 @@ use nix::errno::Errno;
 
 use crate::cgroup;
 use crate::cli::ExecArgs;
-use crate::engine::Docker;
+use crate::engine::{self, Cgroups};
 use crate::exit::ExitStatus;
 use crate::identity;
 use crate::launch::{self, Plan, Report, Step};
@@ -39,17 +39,33 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     sys::close_range_from(3).context("cannot close inherited file descriptors")?;
     sys::harden_self().context("cannot harden the dlx process")?;
     let mut own_env = settings.own_env(|k| std::env::var(k).ok());
+    // The toolbox cache is found from HOME, which the re-execution does not keep.
+    if !own_env.iter().any(|e| e.starts_with("DLX_CACHE_DIR=")) {
+        own_env.push(format!(
+            "DLX_CACHE_DIR={}",
+            crate::apt::default_cache_dir().display()
+        ));
+    }
     own_env.push(format!("{REEXEC_MARKER}=1"));
     sys::reexec_protected(&to_cstrings(&own_env)?, REEXEC_MARKER)
         .context("cannot re-execute dlx from a protected copy")?;
 
-    // 2. Resolve the target. The engine (and its runtime) is dropped inside `resolve`.
-    let resolved = target::resolve(&settings.target, || {
-        Docker::connect(
-            settings.docker_host.as_deref(),
-            settings.api_version.as_deref(),
-        )
-    })?;
+    // 2. Resolve the target. Engines (and their runtimes) are dropped inside
+    //    `resolve`; the cgroups are the fallback when they do not answer.
+    let resolved = target::resolve(
+        &settings.target,
+        &target::Sources {
+            selection: settings.engine,
+            connect: &|kind| engine::connect(kind, &settings.endpoints),
+            cgroups: &Cgroups::new(),
+            notice: &|s| crate::output::notice(s),
+        },
+    )?;
+    tracing::debug!(
+        via = resolved.via.name(),
+        pid = resolved.pid,
+        "target resolved"
+    );
     ensure_single_threaded()?;
 
     // 3. Pin it and read its state through the pin.
@@ -90,7 +106,7 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     // The toolbox, and the private view of the container's filesystem it lives in
     // (only when we enter that filesystem at all).
     let toolbox = match joins_mnt {
-        true => toolbox::prepare(&settings.toolbox)?,
+        true => toolbox::prepare(&settings.toolbox, &toolbox::PrepareOptions::for_host()?)?,
         false => None,
     };
     let view = match (&toolbox, settings.forensic && joins_mnt) {
@@ -106,9 +122,9 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     };
     let mut command = settings.command.clone();
     if let Some(t) = &toolbox {
-        settings::with_toolbox_path(&mut env, &t.bin, settings.forensic);
+        settings::with_toolbox_path(&mut env, t.bin, settings.forensic);
         if command.is_empty() {
-            command = vec![format!("{}/sh", t.bin)];
+            command = t.shell().into_iter().collect();
             if settings::env_value(&env, "PS1").is_none() {
                 env.push(format!("PS1=dlx:{}:\\w\\$ ", resolved.short_name()));
             }

@@ -3,6 +3,8 @@
 
 mod build;
 mod exec;
+pub mod ps;
+mod toolbox;
 
 use std::os::fd::AsFd;
 
@@ -20,6 +22,8 @@ pub fn run(cli: Cli) -> ExitStatus {
             exec::run(args.into_exec(stdin_is_tty))
         }
         Command::Build(args) => build::run(args),
+        Command::Ps(args) => ps::run(args),
+        Command::Toolbox(args) => toolbox::run(args),
     };
     match result {
         Ok(status) => status,

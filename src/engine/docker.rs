@@ -1,16 +1,25 @@
 //! The Docker API (also Podman's Docker-compatible socket), through bollard.
 //!
+//! Podman's compatible API (`podman system service`) answers the same requests with
+//! the same shapes for everything dlx reads (64-hex IDs, names with a leading `/`,
+//! `State.Pid` of the container's init rather than of conmon); what differs is the
+//! socket, the cgroup path (`libpod-<id>.scope`), and the tool named in hints.
+//!
 //! All requests run on a current-thread tokio runtime owned by [`Docker`]: no worker
 //! threads are ever started, and dropping the value drops the runtime, so dlx is back
 //! to one thread before it forks (a multithreaded process cannot join a mount or user
 //! namespace).
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
 use bollard::ClientVersion;
 
-use super::{ContainerInfo, Engine, EngineError, RunState};
+use super::{ContainerInfo, Engine, EngineError, EngineKind, RunState, ANSWER_TIMEOUT};
+
+/// Where rootful `podman system service` listens by default.
+pub const PODMAN_SOCKET: &str = "unix:///run/podman/podman.sock";
 
 /// The API version dlx speaks: old enough for Docker 20.10 and Podman's compat API,
 /// new enough for every field dlx reads. `DOCKER_API_VERSION` overrides it.
@@ -22,11 +31,14 @@ const API_VERSION: ClientVersion = ClientVersion {
 /// How long one engine request may take before dlx gives up on the engine.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A connection to a Docker-API engine.
+/// A connection to a Docker-API engine (Docker or Podman).
 pub struct Docker {
     client: bollard::Docker,
     runtime: tokio::runtime::Runtime,
     host: String,
+    kind: EngineKind,
+    /// Whether the engine has answered a ping yet.
+    answered: Cell<bool>,
 }
 
 impl Docker {
@@ -36,10 +48,34 @@ impl Docker {
         docker_host: Option<&str>,
         api_version: Option<&str>,
     ) -> Result<Docker, EngineError> {
-        let host = docker_host
-            .filter(|h| !h.is_empty())
-            .unwrap_or("unix:///var/run/docker.sock")
-            .to_string();
+        Docker::connect_kind(
+            EngineKind::Docker,
+            docker_host.unwrap_or("unix:///var/run/docker.sock"),
+            api_version,
+        )
+    }
+
+    /// Connect to Podman's Docker-compatible socket: `CONTAINER_HOST`, else the
+    /// rootful default.
+    pub fn connect_podman(podman_host: Option<&str>) -> Result<Docker, EngineError> {
+        Docker::connect_kind(
+            EngineKind::Podman,
+            podman_host.unwrap_or(PODMAN_SOCKET),
+            None,
+        )
+    }
+
+    fn connect_kind(
+        kind: EngineKind,
+        host: &str,
+        api_version: Option<&str>,
+    ) -> Result<Docker, EngineError> {
+        let host = if host.is_empty() {
+            "unix:///var/run/docker.sock"
+        } else {
+            host
+        }
+        .to_string();
         let version = api_version.and_then(parse_version).unwrap_or(API_VERSION);
         let unreachable = |reason: String| EngineError::Unreachable {
             host: host.clone(),
@@ -68,7 +104,36 @@ impl Docker {
             client,
             runtime,
             host,
+            kind,
+            answered: Cell::new(false),
         })
+    }
+
+    /// Which engine this is.
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// Before the first real request: does anybody answer within [`ANSWER_TIMEOUT`]?
+    /// A hung daemon is told apart from a slow request this way.
+    fn ensure_answers(&self) -> Result<(), EngineError> {
+        if self.answered.get() {
+            return Ok(());
+        }
+        let ping = self
+            .runtime
+            .block_on(async { tokio::time::timeout(ANSWER_TIMEOUT, self.client.ping()).await });
+        match ping {
+            Err(_) => Err(EngineError::Timeout {
+                host: self.host.clone(),
+                secs: ANSWER_TIMEOUT.as_secs(),
+            }),
+            Ok(Err(e)) => Err(self.engine_error("ping", "the engine", CallError::Bollard(e))),
+            Ok(Ok(_)) => {
+                self.answered.set(true);
+                Ok(())
+            }
+        }
     }
 
     fn call<T>(
@@ -169,6 +234,7 @@ fn classify_transport(host: &str, err: &bollard::errors::Error) -> EngineError {
 
 impl Engine for Docker {
     fn inspect(&self, target: &str) -> Result<ContainerInfo, EngineError> {
+        self.ensure_answers()?;
         // Docker resolves a full ID, then a name, then a unique ID prefix, exactly as
         // `docker exec` does; dlx keeps that order by asking the engine itself.
         let found = self.call(
@@ -192,39 +258,69 @@ impl Engine for Docker {
             }
             Err(e) => return Err(self.engine_error("inspect container", target, e)),
         };
-        let state = resp.state.unwrap_or_default();
-        let run_state = if state.paused == Some(true) {
-            RunState::Paused
-        } else if state.restarting == Some(true) {
-            RunState::Restarting
-        } else if state.running == Some(true) {
-            RunState::Running
-        } else {
-            RunState::Stopped(
-                state
-                    .status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "not running".into()),
-            )
-        };
-        let config = resp.config.unwrap_or_default();
-        let host_config = resp.host_config.unwrap_or_default();
-        Ok(ContainerInfo {
-            id: resp.id.unwrap_or_default(),
-            name: resp
-                .name
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string(),
-            image: config.image.unwrap_or_default(),
-            state: run_state,
-            pid: i32::try_from(state.pid.unwrap_or(0)).unwrap_or(0),
-            user: config.user.unwrap_or_default(),
-            working_dir: config.working_dir.unwrap_or_default(),
-            env: config.env.unwrap_or_default(),
-            hostname: config.hostname.unwrap_or_default(),
-            group_add: host_config.group_add.unwrap_or_default(),
-            privileged: host_config.privileged.unwrap_or(false),
-        })
+        Ok(info_of(resp))
+    }
+
+    fn list_running(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        self.ensure_answers()?;
+        let options = ListContainersOptionsBuilder::new().all(false).build();
+        let list = self
+            .call(self.client.list_containers(Some(options)))
+            .map_err(|e| self.engine_error("list", "running containers", e))?;
+        let mut out = Vec::new();
+        for summary in list {
+            let Some(id) = summary.id else { continue };
+            match self.call(
+                self.client
+                    .inspect_container(&id, None::<InspectContainerOptions>),
+            ) {
+                Ok(resp) => out.push(info_of(resp)),
+                // Gone between the list and the inspect.
+                Err(CallError::Bollard(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                })) => {}
+                Err(e) => return Err(self.engine_error("inspect container", &id, e)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What dlx keeps of an inspect answer.
+fn info_of(resp: bollard::models::ContainerInspectResponse) -> ContainerInfo {
+    let state = resp.state.unwrap_or_default();
+    let run_state = if state.paused == Some(true) {
+        RunState::Paused
+    } else if state.restarting == Some(true) {
+        RunState::Restarting
+    } else if state.running == Some(true) {
+        RunState::Running
+    } else {
+        RunState::Stopped(
+            state
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "not running".into()),
+        )
+    };
+    let config = resp.config.unwrap_or_default();
+    let host_config = resp.host_config.unwrap_or_default();
+    ContainerInfo {
+        id: resp.id.unwrap_or_default(),
+        name: resp
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        image: config.image.unwrap_or_default(),
+        state: run_state,
+        pid: i32::try_from(state.pid.unwrap_or(0)).unwrap_or(0),
+        user: config.user.unwrap_or_default(),
+        working_dir: config.working_dir.unwrap_or_default(),
+        env: config.env.unwrap_or_default(),
+        hostname: config.hostname.unwrap_or_default(),
+        group_add: host_config.group_add.unwrap_or_default(),
+        privileged: host_config.privileged.unwrap_or(false),
     }
 }

@@ -54,4 +54,29 @@ impl Engine for FakeEngine {
             }),
         }
     }
+
+    fn list_running(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        Ok(self
+            .containers
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .cloned()
+            .collect())
+    }
+}
+
+/// An engine that never answers, as a missing or hung daemon.
+pub struct SilentEngine;
+
+impl Engine for SilentEngine {
+    fn inspect(&self, _target: &str) -> Result<ContainerInfo, EngineError> {
+        Err(EngineError::Timeout {
+            host: "unix:///fake/hung.sock".into(),
+            secs: 2,
+        })
+    }
+
+    fn list_running(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        self.inspect("").map(|_| Vec::new())
+    }
 }

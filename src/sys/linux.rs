@@ -461,6 +461,28 @@ pub fn read_in_root(
     read_limited(fd, limit, &format!("container {path}")).map(Some)
 }
 
+/// The mode (`st_mode`) of `path` inside the container root `root`, resolved as
+/// [`read_in_root`] resolves it (symlinks followed without leaving the root, magic
+/// links refused), without opening it for reading. `Ok(None)` when it does not exist.
+pub fn mode_in_root(root: BorrowedFd<'_>, path: &str) -> Result<Option<u32>, SysError> {
+    let fd = match rustix::fs::openat2(
+        root,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        RxMode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(SysError::new("open", format!("container {path}"), rx(e))),
+    };
+    let st = rustix::fs::fstat(&fd)
+        .map_err(|e| SysError::new("stat", format!("container {path}"), rx(e)))?;
+    Ok(Some(st.st_mode))
+}
+
 /// Open `/proc/<pid>/root` as an `O_PATH` directory, through the pinned proc dir.
 pub fn open_root(proc_dir: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
     rustix::fs::openat(

@@ -305,6 +305,8 @@ fn pid_targets_enter_a_bare_process() {
     let c = Container::probe("bypid", &["--user", "65532:65532"]);
     let pid = c.pid();
     let ns = fields(&ok(&dlx_exec(&[
+        "--toolbox",
+        "none",
         &format!("pid:{pid}"),
         "--",
         "/probe",
@@ -750,13 +752,22 @@ fn restarting_container_is_refused() {
         &probe_image(),
         &["exit", "1"],
     );
+    // Once the back-off has grown past a second (four restarts: 0.1+0.2+0.4+0.8 s),
+    // a restarting container stays so long enough for dlx to find it so.
     let mut restarting = false;
-    for _ in 0..150 {
-        if docker(&["inspect", "-f", "{{.State.Restarting}}", &c.name]) == "true" {
+    for _ in 0..300 {
+        let state = docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Restarting}} {{.RestartCount}}",
+            &c.name,
+        ]);
+        let (flag, count) = state.split_once(' ').unwrap();
+        if flag == "true" && count.parse::<u32>().unwrap() >= 4 {
             restarting = true;
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(
         restarting,

@@ -8,6 +8,8 @@
 mod apt;
 mod build;
 mod build_util;
+mod engines;
 mod exec;
 mod session;
+mod toolbox;
 mod util;

@@ -1,0 +1,697 @@
+//! From extracted packages to the toolbox tree, in memory: no I/O, so every rule is
+//! unit-tested with made-up packages.
+//!
+//! - `bin/busybox` (must be static) and one relative link per applet;
+//! - per tool, its binary found in its own package (`/usr/bin`, `/usr/sbin`, `/bin`,
+//!   `/sbin`, symlinks followed): a static one is `bin/<tool>` itself; a dynamic one
+//!   goes to `libexec/<tool>` and `bin/<tool>` is a wrapper that starts it with the
+//!   toolbox's own loader and libraries (see [`wrapper`]);
+//! - `lib/`: the loader (`PT_INTERP`'s file name) and the `DT_NEEDED` closure of every
+//!   dynamic tool plus the manifest's dlopen'd libraries: each library's real file
+//!   (symlinks in the packages followed) under its own name, and a link from the
+//!   name asked for when that differs.
+//!
+//! Modes are fixed (0755 for executables, 0644 otherwise) whatever the packages say,
+//! and nothing is setuid.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use crate::build::tree::{self, ElfInfo, Tree};
+use crate::oci::{Entry, Kind};
+
+use super::manifest::Manifest;
+use super::{ToolboxError, BIN, LIB, LIBEXEC};
+
+/// Reads what the loader needs from an ELF object (`None`: not ELF). Production
+/// passes [`tree::elf_info`]; tests pass a reader of fake objects.
+pub type ElfReader = fn(&[u8]) -> Option<ElfInfo>;
+
+/// A node of the assembled tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Dir,
+    File { data: Vec<u8>, executable: bool },
+    Symlink(String),
+}
+
+/// How a tool is linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Linkage {
+    Static,
+    Dynamic,
+}
+
+/// One tool as laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaidTool {
+    pub name: String,
+    pub package: String,
+    /// Where the binary was in its package.
+    pub source: String,
+    pub linkage: Linkage,
+}
+
+/// The tree, relative paths (`bin/sh`) to nodes, plus what it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub nodes: BTreeMap<String, Node>,
+    pub tools: Vec<LaidTool>,
+    pub applets: Vec<String>,
+    /// File names in `lib/`, the loader included.
+    pub libraries: Vec<String>,
+    /// The loader's file name in `lib/`, when any tool is dynamic.
+    pub loader: Option<String>,
+}
+
+impl Layout {
+    /// Bytes of all regular files.
+    pub fn size(&self) -> u64 {
+        self.nodes
+            .values()
+            .map(|n| match n {
+                Node::File { data, .. } => data.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// The files of all packages, merged into one tree (later packages win), with the
+/// bytes of the ELF files kept and each path's package remembered.
+#[derive(Debug, Default)]
+pub struct Extracted {
+    tree: Tree,
+    elf_data: HashMap<String, Vec<u8>>,
+    owner: HashMap<String, String>,
+}
+
+/// `./usr/bin/` → `/usr/bin`.
+fn absolute(path: &str) -> String {
+    let rel = path.trim_start_matches("./").trim_end_matches('/');
+    format!("/{rel}")
+}
+
+impl Extracted {
+    /// An empty tree; on merged-/usr distros (whose packages `build::package_entries`
+    /// rewrote under `/usr`) the root links `/bin`, `/sbin`, `/lib`, `/lib64` point
+    /// into `/usr` as base-files would make them.
+    pub fn new(usr_merge: bool) -> Extracted {
+        let mut out = Extracted::default();
+        if usr_merge {
+            for dir in ["bin", "sbin", "lib", "lib64"] {
+                out.tree.add(&Entry::symlink(
+                    &format!("./{dir}"),
+                    &format!("usr/{dir}"),
+                    0,
+                ));
+            }
+        }
+        out
+    }
+
+    /// Add one package's entries.
+    pub fn add(&mut self, package: &str, entries: Vec<Entry>) {
+        for entry in entries {
+            self.tree.add(&entry);
+            let path = absolute(&entry.path);
+            if let Kind::File(data) = entry.kind {
+                if data.starts_with(b"\x7fELF") {
+                    self.elf_data.insert(path.clone(), data);
+                } else {
+                    self.elf_data.remove(&path);
+                }
+            }
+            self.owner.insert(path, package.to_string());
+        }
+    }
+
+    /// The ELF bytes `path` finally resolves to, and that file's path.
+    fn elf(&self, path: &str) -> Option<(String, &[u8])> {
+        let real = self.tree.canonical(path)?;
+        let data = self.elf_data.get(&real)?;
+        Some((real, data.as_slice()))
+    }
+
+    /// A program of `package` named `name`, in the usual directories.
+    fn program(&self, package: &str, name: &str) -> Option<String> {
+        ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+            .iter()
+            .map(|dir| format!("{dir}/{name}"))
+            .find(|path| {
+                self.owner.get(path).is_some_and(|p| p == package) && self.tree.is_file(path)
+            })
+    }
+}
+
+/// Quote a word for the wrapper's `sh`.
+fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-/=:,@%".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// The `bin/<name>` script of a dynamic tool (or a static one with `args`). It runs
+/// under the toolbox's own BusyBox `sh` and execs the loader explicitly, so nothing
+/// in the container (its loader, libc, `/etc/ld.so.cache`) is used, and no variable
+/// such as `LD_LIBRARY_PATH` is set that the tool's children would inherit.
+pub fn wrapper(name: &str, loader: Option<&str>, args: &[String]) -> String {
+    let mut words: Vec<String> = Vec::new();
+    if let Some(loader) = loader {
+        words.extend([
+            format!("{LIB}/{loader}"),
+            "--inhibit-cache".into(),
+            "--library-path".into(),
+            LIB.into(),
+            "--argv0".into(),
+            name.into(),
+        ]);
+    }
+    words.push(format!("{LIBEXEC}/{name}"));
+    words.extend(args.iter().cloned());
+    let line: Vec<String> = words.iter().map(|w| quote(w)).collect();
+    format!(
+        "#!{BIN}/sh\n# dlx toolbox: {name} with the toolbox's own loader and libraries\nexec {} \"$@\"\n",
+        line.join(" ")
+    )
+}
+
+/// Lay out the toolbox for `manifest` from `files`, for Debian architecture `arch`.
+pub fn plan(
+    manifest: &Manifest,
+    files: &Extracted,
+    arch: &str,
+    elf: ElfReader,
+) -> Result<Layout, ToolboxError> {
+    let mut layout = Layout::default();
+    for dir in ["bin", "lib", "libexec"] {
+        layout.nodes.insert(dir.to_string(), Node::Dir);
+    }
+    let machine = tree::machine_of(arch);
+    let read = |object: &str, bytes: &[u8]| -> Result<ElfInfo, ToolboxError> {
+        let info = elf(bytes).ok_or_else(|| ToolboxError::NotElf {
+            path: object.to_string(),
+        })?;
+        if machine.is_some_and(|m| m != info.machine) {
+            return Err(ToolboxError::WrongArch {
+                path: object.to_string(),
+                arch: arch.to_string(),
+            });
+        }
+        Ok(info)
+    };
+    let find = |package: &str, name: &str| -> Result<(String, String, &[u8]), ToolboxError> {
+        let missing = || ToolboxError::ToolMissing {
+            tool: name.to_string(),
+            package: package.to_string(),
+        };
+        let path = files.program(package, name).ok_or_else(missing)?;
+        let (real, data) = files.elf(&path).ok_or_else(|| ToolboxError::NotElf {
+            path: format!("{path} of package {package}"),
+        })?;
+        Ok((path, real, data))
+    };
+
+    // BusyBox: the shell every wrapper needs, so it must not need a loader itself.
+    let bb = &manifest.busybox.package;
+    let (_, bb_real, bb_data) = find(bb, "busybox")?;
+    if !read(&bb_real, bb_data)?.is_static() {
+        return Err(ToolboxError::BusyboxNotStatic {
+            package: bb.clone(),
+        });
+    }
+    let applets = crate::build::generated::busybox_applets(bb_data).ok_or_else(|| {
+        ToolboxError::BusyboxApplets {
+            package: bb.clone(),
+        }
+    })?;
+    layout.nodes.insert(
+        "bin/busybox".into(),
+        Node::File {
+            data: bb_data.to_vec(),
+            executable: true,
+        },
+    );
+    let tool_names: HashSet<&str> = manifest.tools.iter().map(|t| t.name.as_str()).collect();
+    for applet in &applets {
+        if applet == "busybox" || tool_names.contains(applet.as_str()) {
+            continue;
+        }
+        if applet.contains('/') || applet.starts_with('.') {
+            continue;
+        }
+        layout
+            .nodes
+            .insert(format!("bin/{applet}"), Node::Symlink("busybox".into()));
+        layout.applets.push(applet.clone());
+    }
+    if !layout.applets.iter().any(|a| a == "sh") {
+        return Err(ToolboxError::BusyboxApplets {
+            package: bb.clone(),
+        });
+    }
+
+    // Tools, and the libraries they ask for: (name, runpaths of the asker, asker).
+    let mut wanted: VecDeque<(String, Vec<String>, String)> = VecDeque::new();
+    for tool in &manifest.tools {
+        let (source, real, data) = find(&tool.package, &tool.name)?;
+        let info = read(&real, data)?;
+        let linkage = if info.is_static() {
+            Linkage::Static
+        } else {
+            Linkage::Dynamic
+        };
+        let bin = format!("bin/{}", tool.name);
+        match linkage {
+            Linkage::Static if tool.args.is_empty() => {
+                layout.nodes.insert(
+                    bin,
+                    Node::File {
+                        data: data.to_vec(),
+                        executable: true,
+                    },
+                );
+            }
+            Linkage::Static => {
+                let (path, node) = script(&tool.name, None, &tool.args);
+                layout.nodes.insert(path, node);
+                layout.nodes.insert(
+                    format!("libexec/{}", tool.name),
+                    Node::File {
+                        data: data.to_vec(),
+                        executable: true,
+                    },
+                );
+            }
+            Linkage::Dynamic => {
+                let interp = info
+                    .interpreter
+                    .clone()
+                    .ok_or_else(|| ToolboxError::NoLoader { path: real.clone() })?;
+                let loader = interp.rsplit('/').next().unwrap_or(&interp).to_string();
+                match &layout.loader {
+                    Some(have) if *have != loader => {
+                        return Err(ToolboxError::LoaderConflict {
+                            path: real.clone(),
+                            loader: interp,
+                            other: have.clone(),
+                        })
+                    }
+                    Some(_) => {}
+                    None => {
+                        let (_, loader_data) =
+                            files
+                                .elf(&interp)
+                                .ok_or_else(|| ToolboxError::LibraryMissing {
+                                    library: interp.clone(),
+                                    needed_by: real.clone(),
+                                })?;
+                        layout.nodes.insert(
+                            format!("lib/{loader}"),
+                            Node::File {
+                                data: loader_data.to_vec(),
+                                executable: true,
+                            },
+                        );
+                        layout.libraries.push(loader.clone());
+                        layout.loader = Some(loader.clone());
+                    }
+                }
+                let (path, node) = script(&tool.name, Some(&loader), &tool.args);
+                layout.nodes.insert(path, node);
+                layout.nodes.insert(
+                    format!("libexec/{}", tool.name),
+                    Node::File {
+                        data: data.to_vec(),
+                        executable: true,
+                    },
+                );
+                for lib in &info.needed {
+                    wanted.push_back((lib.clone(), info.runpaths.clone(), real.clone()));
+                }
+            }
+        }
+        layout.tools.push(LaidTool {
+            name: tool.name.clone(),
+            package: tool.package.clone(),
+            source,
+            linkage,
+        });
+    }
+    if layout.loader.is_some() {
+        for lib in &manifest.libraries {
+            wanted.push_back((lib.clone(), Vec::new(), "the toolbox manifest".into()));
+        }
+    }
+
+    // The DT_NEEDED closure, breadth first. Each library's file keeps its real name
+    // (some programs read their libraries' versions from it, through
+    // /proc/self/maps), with a link from the name asked for when that differs.
+    while let Some((name, runpaths, needed_by)) = wanted.pop_front() {
+        let slot = format!("lib/{name}");
+        if layout.nodes.contains_key(&slot) {
+            continue;
+        }
+        if name.contains('/') {
+            return Err(ToolboxError::LibraryPath {
+                library: name,
+                needed_by,
+            });
+        }
+        let missing = || ToolboxError::LibraryMissing {
+            library: name.clone(),
+            needed_by: needed_by.clone(),
+        };
+        let found = tree::find_library(&files.tree, &name, &runpaths, arch).ok_or_else(missing)?;
+        let (real, data) = files.elf(&found).ok_or_else(missing)?;
+        let info = read(&real, data)?;
+        let file_name = real.rsplit('/').next().unwrap_or(&real).to_string();
+        let file_slot = format!("lib/{file_name}");
+        match layout.nodes.get(&file_slot) {
+            None => {
+                layout.nodes.insert(
+                    file_slot,
+                    Node::File {
+                        data: data.to_vec(),
+                        executable: false,
+                    },
+                );
+                layout.libraries.push(file_name.clone());
+            }
+            Some(Node::File { data: have, .. }) if have == data => {}
+            Some(_) => {
+                return Err(ToolboxError::LibraryClash {
+                    name: file_name,
+                    path: real,
+                })
+            }
+        }
+        if file_name != name {
+            layout.nodes.insert(slot, Node::Symlink(file_name));
+            layout.libraries.push(name.clone());
+        }
+        for lib in &info.needed {
+            wanted.push_back((lib.clone(), info.runpaths.clone(), real.clone()));
+        }
+    }
+    layout.libraries.sort();
+    Ok(layout)
+}
+
+/// The wrapper node for `bin/<name>`.
+fn script(name: &str, loader: Option<&str>, args: &[String]) -> (String, Node) {
+    (
+        format!("bin/{name}"),
+        Node::File {
+            data: wrapper(name, loader, args).into_bytes(),
+            executable: true,
+        },
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A fake ELF object: `\x7fELF` then `key=value` lines (interp, needed as a comma
+    /// list, machine), read by [`fake_elf`]. A BusyBox applet table may follow a NUL.
+    pub fn obj(spec: &str) -> Vec<u8> {
+        format!("\x7fELF\n{spec}\n").into_bytes()
+    }
+
+    pub fn fake_elf(bytes: &[u8]) -> Option<ElfInfo> {
+        let text = std::str::from_utf8(bytes.strip_prefix(b"\x7fELF\n")?).ok()?;
+        let text = text.split('\0').next().unwrap_or("");
+        let mut info = ElfInfo {
+            machine: goblin::elf::header::EM_X86_64,
+            interpreter: None,
+            needed: vec![],
+            runpaths: vec![],
+        };
+        for line in text.lines() {
+            match line.split_once('=') {
+                Some(("interp", v)) => info.interpreter = Some(v.to_string()),
+                Some(("needed", v)) => info.needed = v.split(',').map(str::to_string).collect(),
+                Some(("runpath", v)) => info.runpaths = vec![v.to_string()],
+                Some(("machine", v)) => info.machine = v.parse().unwrap(),
+                _ => {}
+            }
+        }
+        Some(info)
+    }
+
+    pub fn busybox_bytes() -> Vec<u8> {
+        let mut b = obj("static");
+        b.extend_from_slice(
+            b"\0[\0[[\0ash\0busybox\0cat\0ip\0ls\0mount\0ps\0sh\0sleep\0ss\0vi\0\0",
+        );
+        b
+    }
+
+    /// Packages like Debian 13's: merged /usr, loader behind a /usr/lib64 link,
+    /// libraries behind soname links, one tool reached through a /usr/sbin link.
+    pub fn packages() -> Extracted {
+        let mut x = Extracted::new(true);
+        let lib = "./usr/lib/x86_64-linux-gnu";
+        x.add(
+            "busybox-static",
+            vec![Entry::file("./usr/bin/busybox", 0o755, 0, busybox_bytes())],
+        );
+        x.add(
+            "libc6",
+            vec![
+                Entry::file(
+                    &format!("{lib}/ld-linux-x86-64.so.2"),
+                    0o755,
+                    0,
+                    obj("loader"),
+                ),
+                Entry::symlink(
+                    "./usr/lib64/ld-linux-x86-64.so.2",
+                    "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                    0,
+                ),
+                Entry::file(
+                    &format!("{lib}/libc.so.6"),
+                    0o644,
+                    0,
+                    obj("needed=ld-linux-x86-64.so.2"),
+                ),
+                Entry::file(
+                    &format!("{lib}/gconv/UNUSED.so"),
+                    0o644,
+                    0,
+                    obj("needed=libc.so.6"),
+                ),
+            ],
+        );
+        x.add(
+            "libmnl0",
+            vec![
+                Entry::file(
+                    &format!("{lib}/libmnl.so.0.2.0"),
+                    0o644,
+                    0,
+                    obj("needed=libc.so.6"),
+                ),
+                Entry::symlink(&format!("{lib}/libmnl.so.0"), "libmnl.so.0.2.0", 0),
+            ],
+        );
+        x.add(
+            "libgcc-s1",
+            vec![Entry::file(
+                &format!("{lib}/libgcc_s.so.1"),
+                0o644,
+                0,
+                obj("needed=libc.so.6"),
+            )],
+        );
+        x.add(
+            "iproute2",
+            vec![
+                Entry::file(
+                    "./usr/bin/ip",
+                    0o4755,
+                    0,
+                    obj("interp=/lib64/ld-linux-x86-64.so.2\nneeded=libmnl.so.0,libc.so.6"),
+                ),
+                Entry::symlink("./usr/sbin/ss", "../bin/ip", 0),
+            ],
+        );
+        x.add(
+            "static-tool",
+            vec![Entry::file("./usr/sbin/probe", 0o755, 0, obj("static"))],
+        );
+        x
+    }
+
+    pub fn manifest(tools: &str) -> Manifest {
+        Manifest::parse(
+            "test",
+            &format!(
+                "libraries = [\"libgcc_s.so.1\"]\n[busybox]\npackage = \"busybox-static\"\n{tools}"
+            ),
+        )
+        .unwrap()
+    }
+
+    const TOOLS: &str = "[[tools]]\nname = \"ip\"\npackage = \"iproute2\"\n\
+        [[tools]]\nname = \"ss\"\npackage = \"iproute2\"\nargs = [\"-Z\", \"it's\"]\n\
+        [[tools]]\nname = \"probe\"\npackage = \"static-tool\"\n";
+
+    fn file(layout: &Layout, path: &str) -> (Vec<u8>, bool) {
+        match layout.nodes.get(path) {
+            Some(Node::File { data, executable }) => (data.clone(), *executable),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lays_out_busybox_wrappers_libexec_and_the_library_closure() {
+        let layout = plan(&manifest(TOOLS), &packages(), "amd64", fake_elf).unwrap();
+        // applets link to busybox, relative; tools win over applets of the same name
+        assert_eq!(
+            layout.nodes.get("bin/sh"),
+            Some(&Node::Symlink("busybox".into()))
+        );
+        assert_eq!(
+            layout.applets,
+            ["[", "[[", "ash", "cat", "ls", "mount", "ps", "sh", "sleep", "vi"]
+        );
+        assert_eq!(file(&layout, "bin/busybox"), (busybox_bytes(), true));
+        // dynamic tools: the real binary in libexec, a wrapper in bin
+        assert!(file(&layout, "libexec/ip")
+            .0
+            .starts_with(b"\x7fELF\ninterp="));
+        let (ip, exec) = file(&layout, "bin/ip");
+        assert!(exec);
+        assert_eq!(
+            String::from_utf8(ip).unwrap(),
+            "#!/.dlx/bin/sh\n# dlx toolbox: ip with the toolbox's own loader and libraries\n\
+             exec /.dlx/lib/ld-linux-x86-64.so.2 --inhibit-cache --library-path /.dlx/lib \
+             --argv0 ip /.dlx/libexec/ip \"$@\"\n"
+        );
+        // a static tool is itself in bin
+        assert_eq!(file(&layout, "bin/probe"), (obj("static"), true));
+        assert!(!layout.nodes.contains_key("libexec/probe"));
+        // lib: the loader and the closure: real files under their own names, links
+        // from the names asked for, and nothing unasked (gconv)
+        assert_eq!(
+            layout.libraries,
+            [
+                "ld-linux-x86-64.so.2",
+                "libc.so.6",
+                "libgcc_s.so.1",
+                "libmnl.so.0",
+                "libmnl.so.0.2.0"
+            ]
+        );
+        assert_eq!(
+            file(&layout, "lib/libmnl.so.0.2.0"),
+            (obj("needed=libc.so.6"), false)
+        );
+        assert_eq!(
+            layout.nodes.get("lib/libmnl.so.0"),
+            Some(&Node::Symlink("libmnl.so.0.2.0".into()))
+        );
+        assert_eq!(
+            file(&layout, "lib/ld-linux-x86-64.so.2"),
+            (obj("loader"), true)
+        );
+        assert_eq!(layout.loader.as_deref(), Some("ld-linux-x86-64.so.2"));
+        let tools: Vec<(&str, &str, Linkage)> = layout
+            .tools
+            .iter()
+            .map(|t| (t.name.as_str(), t.source.as_str(), t.linkage))
+            .collect();
+        assert_eq!(
+            tools,
+            [
+                ("ip", "/usr/bin/ip", Linkage::Dynamic),
+                ("ss", "/usr/sbin/ss", Linkage::Dynamic),
+                ("probe", "/usr/sbin/probe", Linkage::Static)
+            ]
+        );
+        // same input, same layout
+        assert_eq!(
+            plan(&manifest(TOOLS), &packages(), "amd64", fake_elf).unwrap(),
+            layout
+        );
+    }
+
+    #[test]
+    fn wrapper_args_are_quoted_and_set_nothing_in_the_environment() {
+        let layout = plan(&manifest(TOOLS), &packages(), "amd64", fake_elf).unwrap();
+        let ss = String::from_utf8(file(&layout, "bin/ss").0).unwrap();
+        assert!(
+            ss.ends_with("--argv0 ss /.dlx/libexec/ss -Z 'it'\\''s' \"$@\"\n"),
+            "{ss}"
+        );
+        for script in [ss, wrapper("x", None, &[])] {
+            assert!(script.starts_with("#!/.dlx/bin/sh\n"));
+            assert!(!script.contains("LD_"), "{script}");
+            assert!(!script.contains("export"), "{script}");
+            assert_eq!(script.matches("exec ").count(), 1);
+        }
+        assert_eq!(
+            wrapper("x", None, &["a b".into()]).lines().last().unwrap(),
+            "exec /.dlx/libexec/x 'a b' \"$@\""
+        );
+    }
+
+    #[test]
+    fn missing_pieces_are_named() {
+        let err = |tools: &str, x: &Extracted| {
+            plan(&manifest(tools), x, "amd64", fake_elf)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(
+            "[[tools]]\nname = \"nope\"\npackage = \"iproute2\"\n",
+            &packages(),
+        );
+        assert!(e.contains("nope") && e.contains("iproute2"), "{e}");
+        // the tool must come from its own package
+        let e = err(
+            "[[tools]]\nname = \"ip\"\npackage = \"libc6\"\n",
+            &packages(),
+        );
+        assert!(e.contains("no program ip"), "{e}");
+        let mut x = packages();
+        x.add(
+            "libmnl0",
+            vec![Entry::file(
+                "./usr/lib/x86_64-linux-gnu/libmnl.so.0.2.0",
+                0o644,
+                0,
+                obj("needed=libgone.so.1"),
+            )],
+        );
+        let e = err(TOOLS, &x);
+        assert!(
+            e.contains("libgone.so.1") && e.contains("libmnl.so.0.2.0"),
+            "{e}"
+        );
+        let mut x = packages();
+        x.add(
+            "busybox-static",
+            vec![Entry::file(
+                "./usr/bin/busybox",
+                0o755,
+                0,
+                obj("interp=/lib/ld.so"),
+            )],
+        );
+        assert!(err(TOOLS, &x).contains("not static"));
+        let e = plan(&manifest(TOOLS), &packages(), "arm64", fake_elf)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("arm64"), "{e}");
+    }
+}
