@@ -3,6 +3,20 @@
 
 use std::fmt::Display;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by `-q`: notices, spinners and progress bars stay silent; errors still print.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silence (or not) everything said to a person except errors.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `-q` was given.
+pub fn is_quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
 
 /// Print `dlx: <message>` on stderr, followed by the error's causes and any hint.
 ///
@@ -33,7 +47,8 @@ pub fn error(err: &anyhow::Error) {
     }
 }
 
-/// Print a one-line notice on stderr (`dlx: ...`).
+/// Print a one-line notice on stderr (`dlx: ...`), even under `-q`: for outcomes the
+/// operator must see (a command that could not run).
 pub fn notice(message: impl Display) {
     let _ = writeln!(std::io::stderr().lock(), "dlx: {message}");
 }
@@ -45,6 +60,14 @@ pub fn data(bytes: &[u8]) -> std::io::Result<()> {
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
+    }
+}
+
+/// Print a one-line status report on stderr (`dlx: ...`), such as what a build wrote;
+/// `-q` silences it.
+pub fn info(message: impl Display) {
+    if !is_quiet() {
+        notice(message);
     }
 }
 

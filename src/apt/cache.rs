@@ -8,6 +8,14 @@
 //! other dlx process) sees a complete entry or none, and an interrupted download leaves
 //! only a temporary file that no reader looks at (stale ones are swept on open). Two
 //! processes filling the same entry race harmlessly: both rename identical bytes.
+//!
+//! Derived entries (`<cache>/<kind>/<key>`) hold what dlx computed from verified
+//! inputs, so a warm build need not compute it again: the name → paragraph table of a
+//! Packages index, the layer made from a .deb. Each carries the SHA-256 of its body,
+//! checked on every read (a torn or damaged entry is deleted and reported as absent);
+//! the blobs they name are ordinary content-addressed blobs. They are as trustworthy as
+//! the cache directory itself: nothing can check that a derived entry is what its
+//! inputs would give without recomputing it.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -39,6 +47,8 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Cac
 /// Temporary files older than this are leftovers of killed processes.
 const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
 const TEMP_PREFIX: &str = ".tmp-";
+/// Directories of derived entries, swept of stale temporary files on open.
+const DERIVED_KINDS: [&str; 2] = ["packages-table", "layer"];
 
 /// A temporary file name unique across processes (pid) and threads (counter).
 fn temp_name() -> String {
@@ -61,6 +71,9 @@ impl Cache {
         for dir in [cache.blob_dir(), cache.pointer_dir()] {
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
             cache.sweep(&dir);
+        }
+        for kind in DERIVED_KINDS {
+            cache.sweep(&cache.root.join(kind));
         }
         Ok(cache)
     }
@@ -145,13 +158,96 @@ impl Cache {
         Ok(Some(bytes))
     }
 
-    /// Store bytes already verified by the caller; returns their digest.
+    /// Store bytes already verified by the caller; returns their digest. An entry that
+    /// already holds exactly these bytes is left alone (no write, no fsync).
     pub fn put(&self, bytes: &[u8]) -> Result<String, CacheError> {
+        let sha = hex::encode(Sha256::digest(bytes));
+        if self.holds(&sha, bytes) {
+            return Ok(sha);
+        }
         let mut t = self.temp()?;
         t.write(bytes)?;
-        let sha = t.digest();
         t.commit(&sha)?;
         Ok(sha)
+    }
+
+    /// Store a blob dlx derived itself (a compressed layer); returns its digest. Not
+    /// fsynced: a blob torn by a crash fails its digest on read and is made again.
+    pub fn put_derived_blob(&self, bytes: &[u8]) -> Result<String, CacheError> {
+        let sha = hex::encode(Sha256::digest(bytes));
+        if self.holds(&sha, bytes) {
+            return Ok(sha);
+        }
+        let mut t = self.temp()?;
+        t.write(bytes)?;
+        t.sync = false;
+        t.commit(&sha)?;
+        Ok(sha)
+    }
+
+    /// Whether the blob `sha256` exists with exactly `bytes` in it.
+    fn holds(&self, sha256: &str, bytes: &[u8]) -> bool {
+        let path = self.blob_path(sha256);
+        fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64)
+            && fs::read(&path).is_ok_and(|have| have == bytes)
+    }
+
+    /// The body of the derived entry `<kind>/<key>`, when present and intact (its
+    /// trailing SHA-256 matches); a damaged entry is deleted and `None` returned.
+    pub fn derived(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let path = self.derived_path(kind, key);
+        let mut bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("read cache entry", &path)(e)),
+        };
+        let intact = bytes.len() >= 32 && {
+            let (body, sum) = bytes.split_at(bytes.len() - 32);
+            Sha256::digest(body).as_slice() == sum
+        };
+        if !intact {
+            tracing::warn!(path = %path.display(), "damaged cache entry removed");
+            self.remove_derived(kind, key)?;
+            return Ok(None);
+        }
+        bytes.truncate(bytes.len() - 32);
+        tracing::debug!(kind, key, "derived cache hit");
+        Ok(Some(bytes))
+    }
+
+    /// Write the derived entry `<kind>/<key>` (atomic replace; the body's SHA-256 is
+    /// appended). `key` must be a plain file name, such as a hex digest.
+    pub fn put_derived(&self, kind: &str, key: &str, body: &[u8]) -> Result<(), CacheError> {
+        let dir = self.root.join(kind);
+        fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        let final_path = self.derived_path(kind, key);
+        let tmp = dir.join(temp_name());
+        let write = || -> io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(body)?;
+            f.write_all(&Sha256::digest(body))?;
+            fs::rename(&tmp, &final_path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err("write", &final_path)(e)
+        })?;
+        tracing::debug!(kind, key, "derived cache entry written");
+        Ok(())
+    }
+
+    /// Delete the derived entry `<kind>/<key>` if it exists.
+    pub fn remove_derived(&self, kind: &str, key: &str) -> Result<(), CacheError> {
+        let path = self.derived_path(kind, key);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove cache entry", &path)(e)),
+        }
+    }
+
+    fn derived_path(&self, kind: &str, key: &str) -> PathBuf {
+        self.root.join(kind).join(key)
     }
 
     /// A new temporary entry in the blob directory.
@@ -167,6 +263,7 @@ impl Cache {
                         file: Some(file),
                         hasher: Sha256::new(),
                         len: 0,
+                        sync: true,
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -177,6 +274,9 @@ impl Cache {
 
     /// Record `sha256` as the last verified InRelease of `suite` (atomic replace).
     pub fn set_release(&self, suite: &str, sha256: &str) -> Result<(), CacheError> {
+        if self.release(suite)?.as_deref() == Some(sha256) {
+            return Ok(());
+        }
         let dir = self.pointer_dir();
         let final_path = dir.join(suite);
         let tmp = dir.join(temp_name());
@@ -225,6 +325,8 @@ pub struct TempEntry {
     file: Option<File>,
     hasher: Sha256,
     len: u64,
+    /// fsync the file and the directory on commit (everything but derived blobs).
+    sync: bool,
 }
 
 impl TempEntry {
@@ -254,14 +356,18 @@ impl TempEntry {
     /// fsync and rename to `sha256/<sha256>`; the caller has checked the digest.
     pub fn commit(mut self, sha256: &str) -> Result<PathBuf, CacheError> {
         let file = self.file.take().expect("temp entry committed twice");
-        file.sync_all()
-            .map_err(io_err("sync temporary file", &self.path))?;
+        if self.sync {
+            file.sync_all()
+                .map_err(io_err("sync temporary file", &self.path))?;
+        }
         drop(file);
         let dest = self.dir.join(sha256);
         fs::rename(&self.path, &dest).map_err(io_err("rename into", &dest))?;
         // Make the rename itself durable.
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
+        if self.sync {
+            if let Ok(d) = File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
         }
         self.path = PathBuf::new();
         tracing::debug!(sha256, "cache entry written");
@@ -318,6 +424,40 @@ mod tests {
         t.write(b"partial").unwrap();
         drop(t);
         assert_eq!(fs::read_dir(c.root().join("sha256")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn put_leaves_an_identical_entry_alone_and_replaces_a_damaged_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::open(dir.path()).unwrap();
+        let s = c.put(b"hello").unwrap();
+        let before = fs::metadata(c.blob_path(&s)).unwrap().modified().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(c.put(b"hello").unwrap(), s);
+        let after = fs::metadata(c.blob_path(&s)).unwrap().modified().unwrap();
+        assert_eq!(before, after, "not rewritten");
+        fs::write(c.blob_path(&s), b"hellp").unwrap();
+        c.put(b"hello").unwrap();
+        assert_eq!(c.read(&s).unwrap().unwrap(), b"hello");
+        let d = c.put_derived_blob(b"layer").unwrap();
+        assert_eq!(c.read(&d).unwrap().unwrap(), b"layer");
+    }
+
+    #[test]
+    fn derived_entries_round_trip_and_damage_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::open(dir.path()).unwrap();
+        assert_eq!(c.derived("layer", "k").unwrap(), None);
+        c.put_derived("layer", "k", b"body").unwrap();
+        assert_eq!(c.derived("layer", "k").unwrap().unwrap(), b"body");
+        let path = dir.path().join("layer/k");
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[1] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(c.derived("layer", "k").unwrap(), None);
+        assert!(!path.exists());
+        fs::write(&path, b"short").unwrap();
+        assert_eq!(c.derived("layer", "k").unwrap(), None);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - [`release`]: fetch `dists/<suite>/InRelease`, verify its signatures, parse the Release;
 //! - [`packages`]: fetch the Packages index the Release lists (by hash), check size and
 //!   SHA-256, decompress, parse into [`Package`] records;
+//! - [`table`]: a compact name → paragraph table of each index, cached beside it, so a
+//!   warm build reads only the paragraphs it selects (each checked against its digest);
 //! - [`resolve`]: pick the highest version across a distro's suites, exactly
 //!   ([`Archive::select`]) or with the dependency closure ([`Archive::resolve`]);
 //! - [`fetch`] and [`cache`]: download .debs in parallel into a content-addressed cache,
@@ -15,7 +17,8 @@
 //! [`Archive`] is the synchronous entry point; it runs its own tokio runtime.
 //!
 //! What the cache covers: Packages indexes and .debs are content-addressed and served
-//! from the cache whenever a verified entry exists. InRelease is always fetched when the
+//! from the cache whenever a verified entry exists; a decompressed index is used through
+//! its package table, paragraph by verified paragraph, instead of being hashed whole. InRelease is always fetched when the
 //! archive is reachable (it is what tells us the current digests); only when the archive
 //! cannot be reached at all is the last InRelease that verified for the suite read back
 //! from the cache, and then it is verified again (signature, suite, Valid-Until) before
@@ -31,6 +34,7 @@ pub mod relation;
 pub mod release;
 pub mod resolve;
 pub mod sources;
+pub mod table;
 pub mod version;
 
 use std::fmt;
@@ -72,6 +76,13 @@ pub enum AptError {
     Runtime(#[source] std::io::Error),
     #[error("package {name} has an unsafe pool path {filename:?}")]
     BadFilename { name: String, filename: String },
+    #[error("the mirror has no copy of the {suite} {arch} Packages index that matches its signed Release: {missing} is not there, and {detail}\nhint: the mirror is in the middle of an update or does not carry this architecture completely; try again later, or pass --mirror URL")]
+    IndexUnavailable {
+        suite: String,
+        arch: String,
+        missing: String,
+        detail: String,
+    },
     #[error("package {name} comes from suite {suite}, which is not a suite of {distro}")]
     UnknownSuite {
         name: String,
@@ -200,7 +211,7 @@ impl Archive {
         let suites = cfg.distro.suites();
         tracing::info!(distro = %cfg.distro, arch = %cfg.arch, %mirror, %security_mirror, "opening archive");
 
-        let (releases, packages) = rt.block_on(async {
+        let (releases, tables) = rt.block_on(async {
             let mut tasks = tokio::task::JoinSet::new();
             for (i, suite) in suites.iter().enumerate() {
                 let base = if suite.ends_with("-security") {
@@ -230,15 +241,15 @@ impl Archive {
             }
             done.sort_by_key(|(i, _, _)| *i);
             let mut releases = Vec::new();
-            let mut packages = Vec::new();
-            for (_, r, p) in done {
+            let mut tables = Vec::new();
+            for (_, r, t) in done {
                 releases.push(r);
-                packages.extend(p);
+                tables.push(t);
             }
-            Ok((releases, packages))
+            Ok((releases, tables))
         })?;
         let scope = format!("{} {} index ({})", cfg.distro, cfg.arch, suites.join(", "));
-        let index = Index::new(packages, scope);
+        let index = Index::from_tables(tables, scope);
         tracing::info!(packages = index.len(), "archive indexes verified");
         Ok(Archive {
             cfg,
@@ -413,66 +424,107 @@ async fn load_release(
     }
 }
 
-/// Fetch (by hash when offered), verify, decompress and parse a suite's Packages index.
+/// Run blocking work (file reads, hashing, decompression) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AptError> + Send + 'static,
+) -> Result<T, AptError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+/// The URLs to try for an index file listed at `path` (under `<base>/dists/<suite>/`):
+/// its by-hash name first when the suite offers Acquire-By-Hash, then the plain name.
+/// A by-hash name never changes content, so a mirror in the middle of an update cannot
+/// serve it mismatching the Release; the plain name is the fallback for mirrors that
+/// lack by-hash files.
+pub fn index_urls(base: &str, suite: &str, choice: &packages::IndexChoice) -> Vec<String> {
+    let dists = format!("{}/dists/{suite}", base.trim_end_matches('/'));
+    let mut urls: Vec<String> = choice
+        .by_hash_path
+        .iter()
+        .map(|bh| format!("{dists}/{bh}"))
+        .collect();
+    urls.push(format!("{dists}/{}", choice.path));
+    urls
+}
+
+/// A suite's Packages index as a package table: from the cache when the table and the
+/// decompressed index are there (nothing else is read), else from the cached index
+/// (verified, then scanned), else downloaded (by hash when offered), verified,
+/// decompressed and scanned. A table made here is cached under the index's signed
+/// digest for the next build.
 async fn load_index(
     fetcher: &Fetcher,
     rel: &SuiteRelease,
     arch: &str,
-) -> Result<Vec<packages::Entry>, AptError> {
-    let suite = &rel.suite;
-    let choice = packages::choose(&rel.verified.release, suite, arch)?;
-    let dists = format!("{}/dists/{suite}", rel.base);
-    let plain = format!("{dists}/{}", choice.path);
-    let want = |url: String| Wanted {
-        url,
+) -> Result<table::Table, AptError> {
+    let suite = rel.suite.clone();
+    let choice = packages::choose(&rel.verified.release, &suite, arch)?;
+    let urls = index_urls(&rel.base, &suite, &choice);
+    let plain_url = urls.last().cloned().unwrap_or_default();
+    let cache = fetcher.cache().clone();
+    if let Some(plain) = choice.plain.clone() {
+        let (cache, suite, url) = (cache.clone(), suite.clone(), plain_url.clone());
+        let cached = blocking(move || {
+            if let Some(t) = table::Table::open_cached(&cache, &plain, &suite, &url)? {
+                tracing::debug!(%suite, records = t.len(), "package table from the cache");
+                return Ok(Some(t));
+            }
+            // A warm cache may hold the decompressed index under its signed digest.
+            let Some(bytes) = cache.read(&plain.sha256)? else {
+                return Ok(None);
+            };
+            let text =
+                String::from_utf8(bytes).map_err(|_| IndexError::Utf8 { url: url.clone() })?;
+            let t = table::Table::build(text.into(), &suite, &url, Some(&plain))?;
+            cache.put_derived(table::CACHE_KIND, &plain.sha256, t.bytes())?;
+            Ok(Some(t))
+        })
+        .await?;
+        if let Some(t) = cached {
+            return Ok(t);
+        }
+    }
+    let want = |url: &str| Wanted {
+        url: url.to_string(),
         size: choice.file.size,
         sha256: choice.file.sha256.clone(),
     };
-    let cache = fetcher.cache().clone();
-    // A warm cache holds the decompressed index under its own signed digest.
-    if let Some(plain_file) = choice.plain.clone() {
-        let (cache, suite, url) = (cache.clone(), suite.clone(), plain.clone());
-        let hit = tokio::task::spawn_blocking(
-            move || -> Result<Option<Vec<packages::Entry>>, AptError> {
-                let Some(bytes) = cache.read(&plain_file.sha256)? else {
-                    return Ok(None);
-                };
-                let text =
-                    String::from_utf8(bytes).map_err(|_| IndexError::Utf8 { url: url.clone() })?;
-                Ok(Some(packages::scan(text.into(), &suite, &url)?))
-            },
-        );
-        match hit.await {
-            Ok(Ok(Some(pkgs))) => return Ok(pkgs),
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        }
-    }
     let sha = choice.file.sha256.clone();
-    let read = move || cache.read(&sha);
+    let reader = cache.clone();
     // One verified read serves a cache hit; a miss downloads (verified while streaming).
-    let bytes = match tokio::task::spawn_blocking(read.clone()).await {
-        Ok(r) => r?,
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    };
-    let bytes = match bytes {
+    let bytes = match blocking(move || Ok(reader.read(&sha)?)).await? {
         Some(b) => b,
         None => {
-            let path = match &choice.by_hash_path {
-                Some(bh) => match fetcher.file(&want(format!("{dists}/{bh}")), None).await {
-                    // A mirror may lack by-hash files; the plain name is checked the same way.
-                    Err(FetchError::Status { status: 404, .. }) => {
-                        fetcher.file(&want(plain.clone()), None).await?
+            let mut path = None;
+            for (i, url) in urls.iter().enumerate() {
+                match fetcher.file(&want(url), None).await {
+                    Ok(p) => {
+                        path = Some(p);
+                        break;
                     }
-                    other => other?,
-                },
-                None => fetcher.file(&want(plain.clone()), None).await?,
-            };
-            let again = match tokio::task::spawn_blocking(read).await {
-                Ok(r) => r?,
-                Err(join) => std::panic::resume_unwind(join.into_panic()),
-            };
+                    // A mirror may lack by-hash files; the plain name is checked the same way.
+                    Err(FetchError::Status { status: 404, .. }) if i + 1 < urls.len() => {
+                        tracing::debug!(%url, "no by-hash index on the mirror, trying the plain name");
+                    }
+                    // By-hash was missing and the plain name serves another version.
+                    Err(e @ (FetchError::Size { .. } | FetchError::Digest { .. })) if i > 0 => {
+                        let text = e.to_string();
+                        return Err(AptError::IndexUnavailable {
+                            suite: suite.clone(),
+                            arch: arch.to_string(),
+                            missing: urls[0].clone(),
+                            detail: text.split("\nhint:").next().unwrap_or(&text).to_string(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let path = path.unwrap_or_default();
+            let (reader, sha) = (cache.clone(), choice.file.sha256.clone());
+            let again = blocking(move || Ok(reader.read(&sha)?)).await?;
             again.ok_or_else(|| CacheError::Io {
                 op: "read cache entry",
                 path,
@@ -483,34 +535,31 @@ async fn load_index(
             })?
         }
     };
-    let (suite, compression, plain_file) =
-        (suite.clone(), choice.compression, choice.plain.clone());
-    let cache = fetcher.cache().clone();
-    match tokio::task::spawn_blocking(move || {
-        let text = packages::decompress(&bytes, compression, &plain)?;
-        // Keep the decompressed index for the next build, but only when it is
-        // exactly what the signed Release says it is.
-        if let Some(file) = plain_file {
+    let (compression, plain_file) = (choice.compression, choice.plain.clone());
+    blocking(move || {
+        let text = packages::decompress(&bytes, compression, &plain_url)?;
+        // Keep the decompressed index and its table for the next build, but only when
+        // it is exactly what the signed Release says it is.
+        if let Some(file) = &plain_file {
             let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
             if digest != file.sha256 {
                 return Err(IndexError::PlainDigest {
-                    url: plain.clone(),
-                    expected: file.sha256,
+                    url: plain_url.clone(),
+                    expected: file.sha256.clone(),
                     actual: digest,
                 }
                 .into());
             }
             cache.put(text.as_bytes())?;
         }
-        let pkgs = packages::scan(text.into(), &suite, &plain)?;
-        tracing::debug!(%suite, packages = pkgs.len(), "Packages index parsed");
-        Ok(pkgs)
+        let t = table::Table::build(text.into(), &suite, &plain_url, plain_file.as_ref())?;
+        if let Some(file) = &plain_file {
+            cache.put_derived(table::CACHE_KIND, &file.sha256, t.bytes())?;
+        }
+        tracing::debug!(%suite, packages = t.len(), "Packages index parsed");
+        Ok(t)
     })
     .await
-    {
-        Ok(r) => r,
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
 }
 
 /// The Debian mirror named in the host's apt sources, else `http://deb.debian.org/debian`.
@@ -537,6 +586,39 @@ pub fn default_cache_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_urls_try_by_hash_first_when_offered() {
+        let text = concat!(
+            "Codename: trixie-security\nAcquire-By-Hash: yes\nSHA256:\n",
+            " 1111111111111111111111111111111111111111111111111111111111111111 10 main/binary-armhf/Packages\n",
+            " 2222222222222222222222222222222222222222222222222222222222222222 5 main/binary-armhf/Packages.xz\n",
+        );
+        let release = release::Release::parse(text, "u").unwrap();
+        let choice = packages::choose(&release, "trixie-security", "armhf").unwrap();
+        let dists = "http://deb.debian.org/debian-security/dists/trixie-security";
+        assert_eq!(
+            index_urls(
+                "http://deb.debian.org/debian-security/",
+                "trixie-security",
+                &choice
+            ),
+            [
+                format!(
+                    "{dists}/main/binary-armhf/by-hash/SHA256/{}",
+                    "2".repeat(64)
+                ),
+                format!("{dists}/main/binary-armhf/Packages.xz"),
+            ]
+        );
+        let plain =
+            release::Release::parse(&text.replace("Acquire-By-Hash: yes\n", ""), "u").unwrap();
+        let choice = packages::choose(&plain, "trixie-security", "armhf").unwrap();
+        assert_eq!(
+            index_urls("http://m/debian-security", "trixie-security", &choice),
+            ["http://m/debian-security/dists/trixie-security/main/binary-armhf/Packages.xz"]
+        );
+    }
 
     #[test]
     fn distro_names() {

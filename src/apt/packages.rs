@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::deb822::{self, Paragraph};
 use super::release::{IndexFile, Release};
+use super::table::Table;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -34,6 +35,11 @@ pub enum IndexError {
         url: String,
         expected: String,
         actual: String,
+    },
+    #[error("the cached index {path} does not match its package table at byte {offset}\nhint: the damaged cache entry was removed; run the build again to fetch the index anew")]
+    Damaged {
+        path: std::path::PathBuf,
+        offset: u64,
     },
 }
 
@@ -192,8 +198,16 @@ pub struct Entry {
     pub priority: Option<String>,
     suite: Arc<str>,
     url: Arc<str>,
-    text: Arc<str>,
-    range: Range<usize>,
+    source: Source,
+}
+
+/// Where an entry's paragraph text is.
+#[derive(Debug, Clone)]
+enum Source {
+    /// `text[range]` of an index held in memory.
+    Text { text: Arc<str>, range: Range<usize> },
+    /// Record `record` of a package table (read, and verified, on demand).
+    Table { table: Arc<Table>, record: usize },
 }
 
 impl Entry {
@@ -204,7 +218,14 @@ impl Entry {
 
     /// The full record.
     pub fn package(&self) -> Result<Package, IndexError> {
-        let text = &self.text[self.range.clone()];
+        let owned;
+        let text = match &self.source {
+            Source::Text { text, range } => &text[range.clone()],
+            Source::Table { table, record } => {
+                owned = table.paragraph(*record)?;
+                owned.as_str()
+            }
+        };
         let para = deb822::parse(text, &self.url)
             .map_err(|e| IndexError::Parse {
                 url: self.url.to_string(),
@@ -227,9 +248,38 @@ impl Entry {
             priority: p.paragraph.get("Priority").map(str::to_string),
             suite: p.suite.as_str().into(),
             url: "a parsed package record".into(),
-            range: 0..text.len(),
-            text,
+            source: Source::Text {
+                range: 0..text.len(),
+                text,
+            },
         }
+    }
+
+    /// The entry for record `record` of `table`.
+    pub fn from_table(table: Arc<Table>, record: usize) -> Entry {
+        Entry {
+            name: table.name(record).to_string(),
+            version: table.version(record).to_string(),
+            arch: table.arch(record).to_string(),
+            provides: table.provides_field(record).map(str::to_string),
+            priority: table.priority(record).map(str::to_string),
+            suite: table.suite_arc().clone(),
+            url: table.url().clone(),
+            source: Source::Table { table, record },
+        }
+    }
+
+    /// Where the paragraph lies in the scanned text (entries from [`scan`]).
+    pub(super) fn text_range(&self) -> Option<Range<usize>> {
+        match &self.source {
+            Source::Text { range, .. } => Some(range.clone()),
+            Source::Table { .. } => None,
+        }
+    }
+
+    /// Whether this is record `record` of `table`.
+    pub(super) fn is_record(&self, table: &Arc<Table>, record: usize) -> bool {
+        matches!(&self.source, Source::Table { table: t, record: r } if Arc::ptr_eq(t, table) && *r == record)
     }
 }
 
@@ -269,8 +319,10 @@ pub fn scan(text: Arc<str>, suite: &str, url: &str) -> Result<Vec<Entry>, IndexE
             priority: taken[4].map(str::to_string),
             suite: suite.clone(),
             url: url_arc.clone(),
-            text: text.clone(),
-            range: start..end,
+            source: Source::Text {
+                text: text.clone(),
+                range: start..end,
+            },
         });
         Ok::<(), IndexError>(())
     };

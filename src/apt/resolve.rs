@@ -9,10 +9,13 @@
 //! relation falls back to packages that `Provides` it (a real package of that name always
 //! wins). `Recommends`, `Suggests`, `Conflicts` and `Breaks` are not consulted.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, OnceLock};
 
 use super::packages::{Entry, IndexError, Package};
 use super::relation::{self, Dependency, RelationError};
+use super::table::{self, Table};
 use super::version;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,25 +55,51 @@ struct Provider {
     priority: u8,
 }
 
-/// All packages of a set of suites, by name.
+/// All packages of a set of suites, by name: built from entries (every name up front),
+/// or over package tables, where a name's entries are made the first time it is looked
+/// up (see [`Index::from_tables`]).
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     /// Candidates per name, highest version first.
     by_name: HashMap<String, Vec<Entry>>,
     /// Provided name → providers (only the chosen version of each package provides).
     provides: HashMap<String, Vec<Provider>>,
+    /// Package tables in suite order, with a name's entries once looked up.
+    tables: Arc<Tables>,
     /// Words for error messages, e.g. "debian13 amd64 index (trixie, ...)".
     scope: String,
 }
 
-fn priority_rank(e: &Entry) -> u8 {
-    match e.priority.as_deref() {
+/// Package tables, and per table and record a slot for the entries of the name whose
+/// first record (in the first table listing the name) it is.
+#[derive(Debug, Default)]
+struct Tables {
+    list: Vec<Arc<Table>>,
+    memo: Vec<Vec<OnceLock<Vec<Entry>>>>,
+}
+
+fn priority_rank(priority: Option<&str>) -> u8 {
+    match priority {
         Some("required") => 0,
         Some("important") => 1,
         Some("standard") => 2,
         Some("optional") => 3,
         _ => 4,
     }
+}
+
+/// Stable: equal versions keep suite order.
+fn sort_versions(v: &mut [Entry]) {
+    v.sort_by(|a, b| version::compare(&b.version, &a.version));
+}
+
+/// By priority, then name (stable).
+fn sort_providers(v: &mut [Provider]) {
+    v.sort_by(|a, b| {
+        a.priority
+            .cmp(&b.priority)
+            .then_with(|| a.name.cmp(&b.name))
+    });
 }
 
 impl Index {
@@ -86,8 +115,7 @@ impl Index {
             }
         }
         for v in by_name.values_mut().filter(|v| v.len() > 1) {
-            // Stable: equal versions keep suite order.
-            v.sort_by(|a, b| version::compare(&b.version, &a.version));
+            sort_versions(v);
         }
         let mut provides: HashMap<String, Vec<Provider>> = HashMap::new();
         for cands in by_name.values() {
@@ -104,20 +132,35 @@ impl Index {
                 provides.entry(dep.name).or_default().push(Provider {
                     name: best.name.clone(),
                     version: dep.version.map(|(_, v)| v),
-                    priority: priority_rank(best),
+                    priority: priority_rank(best.priority.as_deref()),
                 });
             }
         }
         for v in provides.values_mut() {
-            v.sort_by(|a, b| {
-                a.priority
-                    .cmp(&b.priority)
-                    .then_with(|| a.name.cmp(&b.name))
-            });
+            sort_providers(v);
         }
         Index {
             by_name,
             provides,
+            tables: Arc::default(),
+            scope,
+        }
+    }
+
+    /// Build over package tables listed in suite order (earlier suites win version
+    /// ties). Nothing is read up front: a name's entries are made when it is first
+    /// looked up, and a paragraph is read when its record is asked for. Selection
+    /// answers exactly as [`Index::new`] over the same paragraphs.
+    pub fn from_tables(tables: Vec<Table>, scope: String) -> Index {
+        let list: Vec<Arc<Table>> = tables.into_iter().map(Arc::new).collect();
+        let memo = list
+            .iter()
+            .map(|t| (0..t.len()).map(|_| OnceLock::new()).collect())
+            .collect();
+        Index {
+            by_name: HashMap::new(),
+            provides: HashMap::new(),
+            tables: Arc::new(Tables { list, memo }),
             scope,
         }
     }
@@ -133,21 +176,82 @@ impl Index {
 
     /// The chosen version of `name`: the highest across suites.
     pub fn candidate(&self, name: &str) -> Option<&Entry> {
-        self.by_name.get(name).and_then(|v| v.first())
+        self.versions(name).first()
     }
 
     /// Every version of `name` in the index, highest first.
     pub fn versions(&self, name: &str) -> &[Entry] {
-        self.by_name.get(name).map_or(&[], Vec::as_slice)
+        if let Some(v) = self.by_name.get(name) {
+            return v;
+        }
+        let tables = &self.tables;
+        for (i, t) in tables.list.iter().enumerate() {
+            let found = t.find(name);
+            if found.is_empty() {
+                continue;
+            }
+            return tables.memo[i][found.start].get_or_init(|| {
+                // Earlier tables lack the name; later ones may list other versions.
+                let mut v: Vec<Entry> = tables.list[i..]
+                    .iter()
+                    .flat_map(|t| table::entries(t, name))
+                    .collect();
+                sort_versions(&mut v);
+                v
+            });
+        }
+        &[]
+    }
+
+    /// Providers of the virtual name `name`, by priority then name.
+    fn providers(&self, name: &str) -> Cow<'_, [Provider]> {
+        if let Some(v) = self.provides.get(name) {
+            return Cow::Borrowed(v);
+        }
+        let mut out = Vec::new();
+        for t in &self.tables.list {
+            for r in t.providers(name) {
+                // Only the chosen version of a package provides.
+                let chosen = self
+                    .candidate(t.name(r))
+                    .is_some_and(|best| best.is_record(t, r));
+                let Some(text) = t.provides_field(r).filter(|_| chosen) else {
+                    continue;
+                };
+                let Ok(rels) = relation::parse(text) else {
+                    continue;
+                };
+                for dep in rels.into_iter().flatten().filter(|d| d.name == name) {
+                    out.push(Provider {
+                        name: t.name(r).to_string(),
+                        version: dep.version.map(|(_, v)| v),
+                        priority: priority_rank(t.priority(r)),
+                    });
+                }
+            }
+        }
+        sort_providers(&mut out);
+        Cow::Owned(out)
     }
 
     /// Number of distinct package names.
     pub fn len(&self) -> usize {
-        self.by_name.len()
+        let tables = &self.tables.list;
+        let mut n = self.by_name.len();
+        for (i, t) in tables.iter().enumerate() {
+            n += match i {
+                0 => t.names(),
+                _ => (0..t.len())
+                    .filter(|&r| r == 0 || t.name(r - 1) != t.name(r))
+                    .filter(|&r| tables[..i].iter().all(|e| e.find(t.name(r)).is_empty()))
+                    .count(),
+            };
+        }
+        n
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
+        self.len() == 0
     }
 
     /// The exact packages named, in the order given; no dependencies.
@@ -180,8 +284,7 @@ impl Index {
         {
             return Some(p);
         }
-        self.provides
-            .get(&dep.name)?
+        self.providers(&dep.name)
             .iter()
             .filter(|prov| dep.accepts(prov.version.as_deref()))
             .find_map(|prov| self.candidate(&prov.name))

@@ -8,6 +8,7 @@
 
 pub mod generated;
 pub mod jks;
+pub mod layers;
 pub mod ldcache;
 pub mod sbom;
 pub mod tier;
@@ -18,7 +19,8 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use crate::deb::{Deb, DebError};
-use crate::oci::{Entry, Image, ImageConfig, Kind, LayerWriter, OciError, Platform};
+use crate::oci::{Entry, Image, ImageConfig, Kind, Layer, LayerWriter, OciError, Platform};
+use layers::{Inputs, LayerCache};
 use tier::{Generated, Tier};
 use tree::{ElfProblem, Tree};
 
@@ -409,23 +411,23 @@ fn deb<'a>(debs: &'a Debs, name: &str) -> Result<&'a Deb, BuildError> {
 }
 
 /// Collects layers and the merged tree.
-struct Assembler {
-    layers: Vec<crate::oci::Layer>,
+struct Assembler<'c> {
+    layers: Vec<Layer>,
     tree: Tree,
     /// Bytes of the shared-library-looking files (`*.so*`), by path, for the
     /// ld.so.cache generator.
     libraries: HashMap<String, Vec<u8>>,
+    /// Where finished layers are kept and found again.
+    cache: Option<&'c LayerCache>,
+    /// Whether anything later reads the tree (ld.so.cache, `--add` checks): when not,
+    /// a cached package layer is used without reading the package at all.
+    need_tree: bool,
 }
 
-impl Assembler {
-    fn layer(&mut self, name: &str, entries: &[Entry]) -> Result<(), BuildError> {
-        let err = |source| BuildError::Layer {
-            layer: name.to_string(),
-            source,
-        };
-        let mut writer = LayerWriter::new();
+impl Assembler<'_> {
+    /// Record `entries` in the merged tree (and keep library bytes for ld.so.cache).
+    fn record(&mut self, entries: &[Entry]) {
         for entry in entries {
-            writer.push(entry).map_err(err)?;
             self.tree.add(entry);
             if let Kind::File(data) = &entry.kind {
                 if entry
@@ -439,7 +441,64 @@ impl Assembler {
                 }
             }
         }
-        self.layers.push(writer.finish(name).map_err(err)?);
+    }
+
+    /// Write `entries` as a layer; the compression is reused when the cache holds a
+    /// layer with the same tar.
+    fn make(&mut self, name: &str, entries: &[Entry]) -> Result<Layer, BuildError> {
+        let err = |source| BuildError::Layer {
+            layer: name.to_string(),
+            source,
+        };
+        let mut writer = LayerWriter::new();
+        for entry in entries {
+            writer.push(entry).map_err(err)?;
+        }
+        self.record(entries);
+        let (tar, diff_id) = writer.into_tar();
+        let inputs = Inputs::Tar { diff_id: &diff_id };
+        if let Some(layer) = self.cache.and_then(|c| c.get(inputs, name)) {
+            return Ok(layer);
+        }
+        let layer = crate::oci::layer::compress(&tar, diff_id.clone(), name).map_err(err)?;
+        if let Some(c) = self.cache {
+            c.put(inputs, &layer);
+        }
+        Ok(layer)
+    }
+
+    fn layer(&mut self, name: &str, entries: &[Entry]) -> Result<(), BuildError> {
+        let layer = self.make(name, entries)?;
+        self.layers.push(layer);
+        Ok(())
+    }
+
+    /// The layer of a package: from the cache by the .deb's digest when it is there
+    /// (reading the package only when the tree is needed), else made and kept.
+    fn package(&mut self, deb: &Deb, usr_merge: bool) -> Result<(), BuildError> {
+        let label = format!(
+            "dlx: deb {} {} {}",
+            deb.package(),
+            deb.version(),
+            deb.architecture()
+        );
+        let sha256 = self.cache.map(|_| deb.sha256()).unwrap_or_default();
+        let inputs = Inputs::Deb {
+            sha256: &sha256,
+            usr_merge,
+        };
+        if let Some(layer) = self.cache.and_then(|c| c.get(inputs, &label)) {
+            if self.need_tree {
+                self.record(&package_entries(deb, usr_merge)?);
+            }
+            self.layers.push(layer);
+            return Ok(());
+        }
+        let layer = self.make(&label, &package_entries(deb, usr_merge)?)?;
+        if let Some(c) = self.cache {
+            c.put(inputs, &layer);
+        }
+        self.layers.push(layer);
         Ok(())
     }
 }
@@ -447,26 +506,35 @@ impl Assembler {
 /// Assemble the image for `plan` from `debs` (every name in
 /// [`Plan::layer_packages`] and [`Plan::source_packages`]).
 pub fn assemble(plan: &Plan, debs: &Debs) -> Result<Image, BuildError> {
+    assemble_with(plan, debs, None)
+}
+
+/// [`assemble`], reusing (and keeping) layers in `cache`. The image is byte for byte
+/// the one [`assemble`] makes.
+pub fn assemble_with(
+    plan: &Plan,
+    debs: &Debs,
+    cache: Option<&LayerCache>,
+) -> Result<Image, BuildError> {
     let versions: Versions = debs
         .iter()
         .map(|(name, deb)| (name.clone(), deb.version().to_string()))
         .collect();
+    let need_tree = !plan.request.adds.is_empty()
+        || plan
+            .steps
+            .iter()
+            .any(|s| s.tier.generated.contains(&Generated::LdSoCache));
     let mut asm = Assembler {
         layers: Vec::new(),
         tree: Tree::default(),
         libraries: HashMap::new(),
+        cache,
+        need_tree,
     };
     for step in &plan.steps {
         for name in &step.packages {
-            let deb = deb(debs, name)?;
-            let entries = package_entries(deb, plan.distro.usr_merge)?;
-            let label = format!(
-                "dlx: deb {} {} {}",
-                deb.package(),
-                deb.version(),
-                deb.architecture()
-            );
-            asm.layer(&label, &entries)?;
+            asm.package(deb(debs, name)?, plan.distro.usr_merge)?;
         }
         for item in &step.tier.generated {
             let entries = match item {

@@ -121,7 +121,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitStatus> {
     };
 
     let spinner = spinner(format!("assembling {reference}"));
-    let image = build::assemble(&plan, &debs)?;
+    // Layers made before from the same packages are reused; without a usable cache
+    // directory they are made afresh.
+    let layer_cache = build::layers::LayerCache::open(&apt::default_cache_dir())
+        .inspect_err(|e| tracing::debug!(error = %e, "no layer cache"))
+        .ok();
+    let image = build::assemble_with(&plan, &debs, layer_cache.as_ref())?;
     if let Some(spinner) = &spinner {
         spinner.set_message(format!("writing {reference}"));
     }
@@ -165,7 +170,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitStatus> {
         Some(Output::Tar(file)) => format!("wrote {reference} to tar:{}", file.display()),
         None => "built".to_string(),
     };
-    output::notice(format!(
+    output::info(format!(
         "{place} ({} layers, {:.1} MiB compressed)",
         image.layers.len(),
         size as f64 / (1024.0 * 1024.0)
@@ -174,14 +179,14 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitStatus> {
         println!("{}", encoded.config_digest);
     }
     if let Some(pushed) = pushed {
-        output::notice(format!("pushed {pushed}"));
+        output::info(format!("pushed {pushed}"));
         println!("{pushed}");
     }
     Ok(ExitStatus::Success)
 }
 
 fn spinner(message: String) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
+    if output::is_quiet() || !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = indicatif::ProgressBar::new_spinner();
@@ -273,7 +278,7 @@ fn debs_from_archive(args: &BuildArgs, plan: &mut Plan) -> anyhow::Result<Debs> 
         distro,
         arch: plan.request.arch.clone(),
         cache_dir: apt::default_cache_dir(),
-        progress: std::io::stderr().is_terminal(),
+        progress: !output::is_quiet() && std::io::stderr().is_terminal(),
         extra_keys: Vec::new(),
     };
     let mut archive = apt::Archive::open(cfg)?;
@@ -312,7 +317,7 @@ fn debs_from_archive(args: &BuildArgs, plan: &mut Plan) -> anyhow::Result<Debs> 
     let paths = archive.fetch(&packages)?;
     if let (Some(path), None) = (&args.lock, existing_lock) {
         archive.lock_for(&packages).write(path)?;
-        output::notice(format!("wrote lock {}", path.display()));
+        output::info(format!("wrote lock {}", path.display()));
     }
     let mut debs = HashMap::new();
     for (package, path) in packages.iter().zip(paths) {

@@ -18,6 +18,7 @@ use crate::output;
 
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> ExitStatus {
+    output::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Exec(args) if args.fanout.requested() => fanout::run(args),
         Command::Exec(args) => exec::run(args),

@@ -218,18 +218,31 @@ impl LayerWriter {
     }
 
     /// Close the tar (two zero blocks), compress it and compute both digests.
-    pub fn finish(mut self, created_by: &str) -> Result<Layer, OciError> {
+    pub fn finish(self, created_by: &str) -> Result<Layer, OciError> {
+        let (tar, diff_id) = self.into_tar();
+        compress(&tar, diff_id, created_by)
+    }
+
+    /// Close the tar and return it uncompressed with its `sha256:` digest (the
+    /// diff_id), for a caller that may hold its compressed form already; [`compress`]
+    /// finishes the layer as [`LayerWriter::finish`] would.
+    pub fn into_tar(mut self) -> (Vec<u8>, String) {
         self.tar.resize(self.tar.len() + 1024, 0);
         let diff_id = sha256_digest(&self.tar);
-        let blob = gzip(&self.tar).map_err(OciError::Compress)?;
-        let digest = sha256_digest(&blob);
-        Ok(Layer {
-            blob,
-            digest,
-            diff_id,
-            created_by: created_by.to_string(),
-        })
+        (self.tar, diff_id)
     }
+}
+
+/// The layer of a closed tar whose digest is `diff_id` (see [`LayerWriter::into_tar`]).
+pub fn compress(tar: &[u8], diff_id: String, created_by: &str) -> Result<Layer, OciError> {
+    let blob = gzip(tar).map_err(OciError::Compress)?;
+    let digest = sha256_digest(&blob);
+    Ok(Layer {
+        blob,
+        digest,
+        diff_id,
+        created_by: created_by.to_string(),
+    })
 }
 
 fn copy_truncated(slot: &mut [u8], value: &[u8]) {

@@ -258,6 +258,8 @@ enum Tamper {
     InRelease,
     Packages,
     Deb,
+    /// No by-hash files; the plain index names serve altered copies (a stale mirror).
+    StalePlainIndex,
 }
 
 /// A mirror serving the warm cache's copies of the real debian13 files (InRelease,
@@ -276,6 +278,18 @@ fn tampering_mirror(tamper: Tamper) -> String {
         .iter()
         .map(|r| (r.suite.clone(), r.verified.sha256.clone()))
         .collect();
+    // (suite, path under dists/<suite>/) → digest, for the plain index names.
+    let listed: HashMap<(String, String), String> = real
+        .releases()
+        .iter()
+        .flat_map(|r| {
+            r.verified
+                .release
+                .sha256
+                .iter()
+                .map(|(path, f)| ((r.suite.clone(), path.clone()), f.sha256.clone()))
+        })
+        .collect();
     let route: Route = Arc::new(move |path: &str| {
         let rest = path
             .strip_prefix("/debian-security/")
@@ -285,6 +299,9 @@ fn tampering_mirror(tamper: Tamper) -> String {
             let (suite, file) = d.split_once('/')?;
             if file == "InRelease" {
                 (Tamper::InRelease, blob(release_sha.get(suite)?)?)
+            } else if tamper == Tamper::StalePlainIndex {
+                let sha = listed.get(&(suite.to_string(), file.to_string()))?;
+                (Tamper::StalePlainIndex, blob(sha)?)
             } else {
                 let (_, sha) = file.split_once("/by-hash/SHA256/")?;
                 (Tamper::Packages, blob(sha)?)
@@ -373,6 +390,31 @@ fn apt_tampered_packages_index_is_refused() {
     assert_eq!(d[0], d[1], "the by-hash url names the expected digest");
     assert_ne!(d[1], d[2]);
     assert!(!cache.path().join("sha256").join(&d[2]).exists());
+    assert_cache_clean(cache.path());
+}
+
+#[test]
+fn apt_stale_mirror_without_by_hash_is_refused_naming_both_urls() {
+    let mirror = tampering_mirror(Tamper::StalePlainIndex);
+    let cache = tempfile::tempdir().unwrap();
+    let Err(e) = Archive::open(config(Distro::Debian13, &mirror, cache.path())) else {
+        panic!("an index that matches neither by hash nor by name must be refused");
+    };
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("the mirror has no copy of the trixie"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("/main/binary-amd64/by-hash/SHA256/") && msg.contains(" is not there, and "),
+        "{msg}"
+    );
+    assert!(msg.contains("/main/binary-amd64/Packages.xz"), "{msg}");
+    assert!(
+        msg.contains("\nhint: the mirror is in the middle of an update"),
+        "{msg}"
+    );
+    assert_eq!(msg.matches("hint:").count(), 1, "{msg}");
     assert_cache_clean(cache.path());
 }
 

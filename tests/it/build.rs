@@ -438,6 +438,82 @@ fn two_builds_give_the_same_bytes_and_skopeo_reads_the_layout() {
 }
 
 #[test]
+fn quiet_build_prints_only_the_image_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = format!("oci:{}", dir.path().join("q").display());
+    let out = crate::util::dlx()
+        .args(["-q", "build", "static:nonroot", "--output", &layout])
+        .output()
+        .expect("run dlx build");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "-q: nothing on stderr"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let id = stdout
+        .trim_end()
+        .strip_prefix("sha256:")
+        .unwrap_or_default();
+    assert!(id.len() == 64 && stdout.lines().count() == 1, "{stdout}");
+}
+
+/// A layer found in the layer cache is the layer assembly makes: an image assembled
+/// with a cold cache, then a warm one, equals the one assembled with none, byte for
+/// byte (debug variant: busybox, ca-certificates and the package layers; base-nossl
+/// has no ld.so.cache, so the warm build reads no package at all).
+#[test]
+fn cached_layers_give_the_same_image() {
+    use dlx::apt::{Archive, ArchiveConfig, Distro};
+    use dlx::build::{self, layers::LayerCache, Plan, Request, Variant};
+
+    let archive = Archive::open(ArchiveConfig {
+        mirror: "http://deb.debian.org/debian".to_string(),
+        security_mirror: None,
+        distro: Distro::Debian13,
+        arch: "amd64".to_string(),
+        cache_dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join("apt-cache"),
+        progress: false,
+        extra_keys: Vec::new(),
+    })
+    .unwrap_or_else(|e| panic!("the debian archive is unreachable, and this test needs it:\n{e}"));
+    let plan = Plan::new(Request {
+        tier: "base-nossl".into(),
+        variant: Variant::Debug,
+        distro: "debian13".into(),
+        arch: "amd64".into(),
+        adds: vec![],
+        entrypoint: None,
+        cmd: None,
+        env: vec![],
+    })
+    .unwrap();
+    let mut names = plan.layer_packages();
+    names.extend(plan.source_packages());
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let packages = archive.select(&refs).unwrap();
+    let paths = archive.fetch(&packages).unwrap();
+    let debs: build::Debs = packages
+        .iter()
+        .zip(&paths)
+        .map(|(p, path)| (p.name.clone(), dlx::deb::Deb::open(path).unwrap()))
+        .collect();
+    let encode = |image: dlx::oci::Image| {
+        let e = image.encode().unwrap();
+        let blobs: Vec<Vec<u8>> = image.layers.into_iter().map(|l| l.blob).collect();
+        (e.config, e.manifest, blobs)
+    };
+    let fresh = encode(build::assemble(&plan, &debs).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LayerCache::open(dir.path()).unwrap();
+    let cold = encode(build::assemble_with(&plan, &debs, Some(&cache)).unwrap());
+    let warm = encode(build::assemble_with(&plan, &debs, Some(&cache)).unwrap());
+    assert!(cold == fresh, "a cold layer cache changes nothing");
+    assert!(warm == fresh, "cached layers are the layers assembly makes");
+}
+
+#[test]
 fn arm64_image_is_built_on_any_host() {
     let dir = tempfile::tempdir().unwrap();
     let layout = format!("oci:{}", dir.path().display());
