@@ -52,6 +52,8 @@ pub struct Record {
     pub duration_ms: u64,
     /// Why dlx itself failed, when it did.
     pub error: Option<String>,
+    /// `--forensic`: where the session's output was kept.
+    pub transcript: Option<String>,
 }
 
 impl Record {
@@ -108,8 +110,28 @@ impl Session {
                 exit_status: ExitStatus::Error.code(),
                 duration_ms: 0,
                 error: None,
+                transcript: None,
             },
         }
+    }
+
+    /// Where a forensic session's transcript goes: `transcripts/` beside the audit
+    /// log, named by the session's start time and dlx's pid.
+    pub fn transcript_path(&self) -> PathBuf {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let stamp: String = self
+            .record
+            .time
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        dir.join("transcripts")
+            .join(format!("{stamp}-{}.log", std::process::id()))
+    }
+
+    /// The session's output is kept at `path`.
+    pub fn transcript(&mut self, path: &Path) {
+        self.record.transcript = Some(path.display().to_string());
     }
 
     /// The target was resolved.
@@ -300,7 +322,8 @@ mod tests {
         assert_eq!(v["operator_uid"], nix::unistd::getuid().as_raw());
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 15, "{keys:?}");
+        assert_eq!(keys.len(), 16, "{keys:?}");
+        assert_eq!(v["transcript"], serde_json::Value::Null);
     }
 
     #[test]

@@ -209,6 +209,7 @@ pub fn relay(
     pipes: Pipes,
     signals: &SignalFd,
     forward_stdin: bool,
+    transcript: Option<BorrowedFd<'_>>,
 ) -> Result<Outcome, SessionError> {
     // A command that already ended while guarded has nothing left to wait for.
     let pidfd = match command.ended {
@@ -307,8 +308,8 @@ pub fn relay(
                         _ => report = None,
                     }
                 }
-                b'o' => copy_once(&mut out, &mut buf, stdout.as_fd()),
-                b'e' => copy_once(&mut err, &mut buf, stderr.as_fd()),
+                b'o' => copy_once(&mut out, &mut buf, stdout.as_fd(), transcript),
+                b'e' => copy_once(&mut err, &mut buf, stderr.as_fd(), transcript),
                 b'i' => match sys::read_some(stdin.as_fd(), &mut buf) {
                     Ok(0) | Err(_) => {
                         reading_stdin = false;
@@ -346,7 +347,7 @@ pub fn relay(
         if let Some(p) = pipe.as_ref() {
             let _ = sys::set_nonblocking(p.as_fd(), true);
         }
-        while drain_once(pipe, &mut buf, sink) {}
+        while drain_once(pipe, &mut buf, sink, transcript) {}
     }
     if let Some(r) = report.take() {
         let _ = sys::set_nonblocking(r.as_fd(), true);
@@ -365,11 +366,20 @@ pub fn relay(
 
 /// Copy one chunk from `pipe` to `sink`; on EOF or a dead sink the pipe is dropped
 /// (closing our end, so a writer to a closed stdout gets SIGPIPE as it would alone).
-fn copy_once(pipe: &mut Option<OwnedFd>, buf: &mut [u8], sink: BorrowedFd<'_>) {
+/// A `transcript` (forensic sessions) gets a copy of everything, best effort.
+fn copy_once(
+    pipe: &mut Option<OwnedFd>,
+    buf: &mut [u8],
+    sink: BorrowedFd<'_>,
+    transcript: Option<BorrowedFd<'_>>,
+) {
     let Some(p) = pipe.as_ref() else { return };
     match sys::read_some(p.as_fd(), buf) {
         Ok(0) => *pipe = None,
         Ok(n) => {
+            if let Some(t) = transcript {
+                let _ = sys::write_all(t, &buf[..n]);
+            }
             if sys::write_all(sink, &buf[..n]).is_err() {
                 *pipe = None;
             }
@@ -380,14 +390,24 @@ fn copy_once(pipe: &mut Option<OwnedFd>, buf: &mut [u8], sink: BorrowedFd<'_>) {
 }
 
 /// Like [`copy_once`] on a non-blocking pipe; false when nothing more is there now.
-fn drain_once(pipe: &mut Option<OwnedFd>, buf: &mut [u8], sink: BorrowedFd<'_>) -> bool {
+fn drain_once(
+    pipe: &mut Option<OwnedFd>,
+    buf: &mut [u8],
+    sink: BorrowedFd<'_>,
+    transcript: Option<BorrowedFd<'_>>,
+) -> bool {
     let Some(p) = pipe.as_ref() else { return false };
     match sys::read_some(p.as_fd(), buf) {
         Ok(0) | Err(_) => {
             *pipe = None;
             false
         }
-        Ok(n) => sys::write_all(sink, &buf[..n]).is_ok(),
+        Ok(n) => {
+            if let Some(t) = transcript {
+                let _ = sys::write_all(t, &buf[..n]);
+            }
+            sys::write_all(sink, &buf[..n]).is_ok()
+        }
     }
 }
 

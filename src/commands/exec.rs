@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::DirBuilderExt;
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
@@ -195,6 +196,25 @@ fn pipeline(settings: ExecSettings, audit: &mut audit::Session) -> Result<ExitSt
         Vec::new()
     };
 
+    // A forensic session keeps a transcript of its output, beside the audit log.
+    let transcript = match settings.forensic {
+        true => {
+            let path = audit.transcript_path();
+            if let Some(dir) = path.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let file = sys::open_append(&path)
+                .with_context(|| format!("cannot keep the transcript at {}", path.display()))?;
+            audit.transcript(&path);
+            Some(file)
+        }
+        false => None,
+    };
+
     // 5. The descriptors: stdio (pipes, or a new pseudo-terminal: the operator's own
     //    terminal never reaches the container), report pipe, sync pipe.
     let (stdio, pipes) = stdio(&settings)?;
@@ -266,7 +286,14 @@ fn pipeline(settings: ExecSettings, audit: &mut audit::Session) -> Result<ExitSt
                 }
                 _ => None,
             };
-            session::relay(command, report_r, pipes, &signals, settings.interactive)?
+            session::relay(
+                command,
+                report_r,
+                pipes,
+                &signals,
+                settings.interactive,
+                transcript.as_ref().map(|t| t.as_fd()),
+            )?
         }
     };
 

@@ -261,8 +261,27 @@ fn forensic_sessions_cannot_write_and_put_the_toolbox_first() {
         "{}",
         describe(&out)
     );
-    let path = run_ok_flags(&c, &["--forensic"], &["sh", "-c", "echo $PATH"]);
+    // The toolbox comes first, and the session is recorded: an audit line naming a
+    // transcript that holds what the session wrote.
+    let log = work_dir().join(format!("forensic-{}/audit.jsonl", std::process::id()));
+    let log_arg = log.to_str().unwrap();
+    let path = run_ok_flags(
+        &c,
+        &["--forensic", "--audit-log", log_arg],
+        &["sh", "-c", "echo $PATH; echo to-stderr >&2"],
+    );
     assert!(path.starts_with("/.dlx/bin:"), "{path}");
+    let line = std::fs::read_to_string(&log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    let transcript = record["transcript"]
+        .as_str()
+        .expect("no transcript in the audit line");
+    let kept = std::fs::read_to_string(transcript).unwrap();
+    assert!(
+        kept.contains(&path) && kept.contains("to-stderr\n"),
+        "{kept}"
+    );
+    std::fs::remove_dir_all(log.parent().unwrap()).unwrap();
     // A plain session of the same container can write: the view was read-only, not it.
     let out = dlx_exec(&[
         "-u",
