@@ -207,7 +207,7 @@ impl ExecSettings {
         }
         let mut vars = Vec::new();
         let mut copied = Vec::new();
-        for item in &args.env {
+        for item in &args.session.env {
             match item.split_once('=') {
                 Some(("", _)) => return Err(SettingsError::BadEnv(item.clone())),
                 Some(_) => vars.push(item.clone()),
@@ -223,7 +223,7 @@ impl ExecSettings {
                 }
             }
         }
-        if let Some(w) = &args.workdir {
+        if let Some(w) = &args.session.workdir {
             if !w.starts_with('/') {
                 return Err(SettingsError::RelativeWorkdir(w.clone()));
             }
@@ -241,8 +241,8 @@ impl ExecSettings {
             command: args.command,
             interactive: args.interactive,
             tty: args.tty,
-            user: args.user,
-            workdir: args.workdir,
+            user: args.session.user,
+            workdir: args.session.workdir,
             env: vars,
             namespaces,
             privileged: args.privileged,

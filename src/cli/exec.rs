@@ -35,17 +35,8 @@ pub struct ExecArgs {
     #[arg(short, long)]
     pub tty: bool,
 
-    /// USER[:GROUP], numeric or a name from the container's own /etc/passwd and /etc/group
-    #[arg(short, long, value_name = "USER[:GROUP]")]
-    pub user: Option<String>,
-
-    /// Working directory inside the container
-    #[arg(short, long, value_name = "DIR")]
-    pub workdir: Option<String>,
-
-    /// Set an environment variable (KEY=VALUE, or KEY to copy it from dlx's environment)
-    #[arg(short, long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
+    #[command(flatten)]
+    pub session: SessionArgs,
 
     /// Join only these namespaces (comma-separated: mnt,uts,ipc,net,pid,cgroup,user,time)
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
@@ -118,9 +109,10 @@ pub struct ExecArgs {
     pub fanout: FanoutArgs,
 }
 
-/// Open an interactive toolbox shell in a running container (`dlx exec -it TARGET`).
+/// Who the command runs as, where, and with what added to its environment: the
+/// flags `dlx exec` and `dlx shell` share.
 #[derive(Debug, Args)]
-pub struct ShellArgs {
+pub struct SessionArgs {
     /// USER[:GROUP], numeric or a name from the container's own /etc/passwd and /etc/group
     #[arg(short, long, value_name = "USER[:GROUP]")]
     pub user: Option<String>,
@@ -132,6 +124,13 @@ pub struct ShellArgs {
     /// Set an environment variable (KEY=VALUE, or KEY to copy it from dlx's environment)
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+}
+
+/// Open an interactive toolbox shell in a running container (`dlx exec -it TARGET`).
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
 
     /// Tools to bring: a DIR of static tools instead of the default toolbox
     #[arg(long, value_name = "DIR")]
@@ -165,9 +164,7 @@ impl ShellArgs {
         ExecArgs {
             interactive: true,
             tty: stdin_is_tty,
-            user: self.user,
-            workdir: self.workdir,
-            env: self.env,
+            session: self.session,
             ns: None,
             privileged: false,
             no_cgroup: false,

@@ -82,7 +82,7 @@ fn doctor_on_a_missing_container_fails_with_the_engine_hint() {
         "{report}"
     );
     assert!(
-        report.contains("hint: `docker ps` lists the running containers"),
+        report.contains("hint: `dlx ps` lists the running containers"),
         "{report}"
     );
 }
