@@ -36,7 +36,7 @@ pub fn run(args: ToolboxArgs) -> Result<ExitStatus> {
             } else {
                 "up to date:"
             };
-            output::notice(format!(
+            output::info(format!(
                 "{what} toolbox sha256:{} ({} tools, {} applets, {}) in {}",
                 d.digest,
                 d.tools.len(),

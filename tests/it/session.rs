@@ -47,29 +47,46 @@ fn run_ok(c: &Container, args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// The tools a responder reaches for, on a container that has none of them.
-fn assert_tools_work(c: &Container, port_owner: Option<&str>) {
+/// The tools a responder reaches for, on a container that has none of them and
+/// serves HTTP on port 8080 from `probe` (its only program, at `probe_path`).
+/// `capture_as` are the dlx flags that give tcpdump the capability to capture (the
+/// container's own user may not have it).
+fn assert_tools_work(c: &Container, probe_path: &str, capture_as: &[&str]) {
     let root = run_ok(c, &["ls", "-a", "/"]);
     assert!(root.lines().any(|l| l == ".dlx"), "{root}");
     let ps = run_ok(c, &["ps", "-o", "pid,user,args"]);
     assert!(
         ps.lines()
             .nth(1)
-            .is_some_and(|l| l.trim_start().starts_with("1 ")),
+            .is_some_and(|l| l.trim_start().starts_with("1 ") && l.contains("serve 8080")),
         "{ps}"
     );
     let addr = run_ok(c, &["ip", "addr"]);
     assert!(addr.contains("inet 127.0.0.1/8"), "{addr}");
-    if let Some(owner) = port_owner {
-        let ss = run_ok(c, &["ss", "-tulpn"]);
-        assert!(
-            ss.lines()
-                .any(|l| l.contains(":8080") && l.contains(&format!("\"{owner}\",pid=1,"))),
-            "ss shows neither the port nor its process:\n{ss}"
-        );
-    } else {
-        run_ok(c, &["ss", "-tuln"]);
-    }
+    let ss = run_ok(c, &["ss", "-tulpn"]);
+    assert!(
+        ss.lines()
+            .any(|l| l.contains(":8080") && l.contains("\"probe\",pid=1,")),
+        "ss shows neither the port nor its process:\n{ss}"
+    );
+    let body = run_ok(c, &["curl", "-sS", "http://127.0.0.1:8080/"]);
+    assert_eq!(body, "probe-ok\n");
+    // One packet on loopback, caught while curl makes some.
+    let dump = run_ok_flags(
+        c,
+        capture_as,
+        &[
+            "sh",
+            "-c",
+            "tcpdump -p -c 1 -ni lo tcp port 8080 2>&1 & sleep 1; \
+             curl -s http://127.0.0.1:8080/ >/dev/null; wait",
+        ],
+    );
+    assert!(dump.contains("1 packet captured"), "{dump}");
+    // strace follows a command of the container's own.
+    let out = dlx_exec(&[&c.name, "--", "strace", "-f", probe_path, "exit", "3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert!(stderr(&out).contains("exit_group(3)"), "{}", describe(&out));
 }
 
 #[test]
@@ -81,25 +98,8 @@ fn toolbox_works_on_a_scratch_container_with_one_listening_binary() {
         &["serve", "8080"],
     );
     assert_no_trace(&c, || {
-        assert_tools_work(&c, Some("probe"));
+        assert_tools_work(&c, "/probe", &[]);
         assert_eq!(run_ok(&c, &["cat", "/notexec"]), docker_cat(&c, "/notexec"));
-        let body = run_ok(&c, &["curl", "-sS", "http://127.0.0.1:8080/"]);
-        assert_eq!(body, "probe-ok\n");
-        // One packet on loopback, caught while curl makes some.
-        let dump = run_ok(
-            &c,
-            &[
-                "sh",
-                "-c",
-                "tcpdump -p -c 1 -ni lo tcp port 8080 2>&1 & sleep 1; \
-                 curl -s http://127.0.0.1:8080/ >/dev/null; wait",
-            ],
-        );
-        assert!(dump.contains("1 packet captured"), "{dump}");
-        // strace follows a command of the container's own.
-        let out = dlx_exec(&[&c.name, "--", "strace", "-f", "/probe", "exit", "3"]);
-        assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-        assert!(stderr(&out).contains("exit_group(3)"), "{}", describe(&out));
     });
 }
 
@@ -154,10 +154,23 @@ impl Drop for SharedDir {
 fn read_only_nonroot_container_with_an_rshared_volume_sees_nothing_of_a_session() {
     let shared = SharedDir::new("rshared");
     let volume = format!("{}:/data:rshared", shared.0.display());
-    let c = Container::probe("tb-ro", &["--read-only", "--user", "65532", "-v", &volume]);
+    let c = Container::run(
+        "tb-ro",
+        &[
+            "--read-only",
+            "--user",
+            "65532",
+            "-v",
+            &volume,
+            "--entrypoint",
+            "/probe",
+        ],
+        &probe_image(),
+        &["serve", "8080"],
+    );
     let host_before = shared.host_mounts();
     assert_no_trace(&c, || {
-        assert_tools_work(&c, None);
+        assert_tools_work(&c, "/probe", &["-u", "0"]);
         assert_eq!(run_ok(&c, &["cat", "/data/evidence.txt"]), "volume file\n");
         assert_eq!(run_ok(&c, &["id", "-u"]), "65532\n");
         // The toolbox is read-only, and so is the view's own top level.
@@ -179,7 +192,7 @@ fn read_only_nonroot_container_with_an_rshared_volume_sees_nothing_of_a_session(
 
 #[test]
 fn toolbox_works_in_an_image_dlx_built() {
-    let tag = "dlx-test/session-static:nonroot";
+    let tag = "dlx-test/session-static:serve";
     let probe = probe_binary();
     let add = format!("{}:/app/probe", probe.display());
     engine_image(
@@ -189,13 +202,14 @@ fn toolbox_works_in_an_image_dlx_built() {
             "--add",
             &add,
             "--entrypoint",
-            r#"["/app/probe","sleep"]"#,
+            r#"["/app/probe","serve","8080"]"#,
         ],
         &[&probe],
     );
     let c = Container::run("tb-built", &["--read-only", "--cap-drop", "ALL"], tag, &[]);
     assert_no_trace(&c, || {
-        assert_tools_work(&c, None);
+        // Every capability dropped: only dlx's own (--privileged, as root) can capture.
+        assert_tools_work(&c, "/app/probe", &["-u", "0", "--privileged"]);
         let passwd = run_ok(&c, &["cat", "/etc/passwd"]);
         assert_eq!(passwd, docker_cat(&c, "/etc/passwd"));
         assert!(passwd.contains("nonroot:x:65532:65532"), "{passwd}");
