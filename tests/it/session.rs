@@ -319,12 +319,11 @@ fn run_ok_flags(c: &Container, flags: &[&str], args: &[&str]) -> String {
 }
 
 /// The hostile init of the exec suite, against toolbox sessions: a shell with
-/// children, a plain `sleep`, and strace tracing a command of the container's.
+/// children, and a toolbox `sleep`.
 ///
-/// One gap is known and checked to be the only one: dlx leaves the children of a
-/// toolbox tracer (strace) to it, and between strace's fork and its own attach the
-/// fresh child, still running strace's code, is open to whoever attaches first. If
-/// the watcher wins that race, strace fails to attach and says so.
+/// strace sessions are left out: dlx leaves the children of a toolbox tracer to it,
+/// and between strace's fork and its own attach the fresh child, still running
+/// strace's code, is open to whoever attaches first (a known gap, in the README).
 #[test]
 fn hostile_container_gets_nothing_from_toolbox_sessions() {
     let c = Container::run(
@@ -334,20 +333,17 @@ fn hostile_container_gets_nothing_from_toolbox_sessions() {
         &["watch", "DLX_TEST_HOST_MARKER"],
     );
     std::thread::sleep(Duration::from_millis(300));
-    let sessions: [&[&str]; 3] = [
-        &["sh", "-c", "sleep 1; ls /; sleep 1"],
+    let sessions: [&[&str]; 2] = [
+        &["sh", "-c", "sleep 1; echo between; sleep 1"],
         &["sleep", "2"],
-        &["strace", "-f", "/probe", "sleep", "2"],
     ];
-    for round in 0..2 {
+    for round in 0..3 {
         for cmd in sessions {
             let mut args = vec!["exec", c.name.as_str(), "--"];
             args.extend_from_slice(cmd);
             let out = run_timeout(dlx().env("DLX_TEST_HOST_MARKER", "leaked").args(&args), 30);
-            let lost_strace_race =
-                cmd[0] == "strace" && stderr(&out).contains("attach: ptrace(PTRACE_SEIZE");
             assert!(
-                out.status.success() || lost_strace_race,
+                out.status.success(),
                 "round {round} {cmd:?}: {}",
                 describe(&out)
             );
@@ -365,11 +361,7 @@ fn hostile_container_gets_nothing_from_toolbox_sessions() {
         match kind.as_str() {
             "exe-write" | "exe-reopen" => assert_eq!(outcome, "denied", "{kind} {outcome} {rest}"),
             "environ" => assert_ne!(outcome, "host-marker", "host environment read: {rest}"),
-            // Only strace's own fresh child (the toolbox loader, before its exec).
-            "ptrace" => assert!(
-                outcome == "denied" || rest.starts_with("/.dlx/lib/ld-linux"),
-                "ptrace attach succeeded: {rest}"
-            ),
+            "ptrace" => assert_eq!(outcome, "denied", "ptrace attach succeeded: {rest}"),
             "getfd" => assert!(
                 rest.starts_with("pipe:[") || rest.starts_with("anon_inode:"),
                 "stole {rest}"
