@@ -130,8 +130,6 @@ pub struct ExecSettings {
     pub namespaces: Option<Vec<NsKind>>,
     pub privileged: bool,
     pub join_cgroup: bool,
-    pub docker_host: Option<String>,
-    pub api_version: Option<String>,
     /// Where to look for the target (`--engine`, `--no-engine`, the target's scheme).
     pub engine: Selection,
     /// The engines' sockets.
@@ -250,8 +248,6 @@ impl ExecSettings {
             toolbox,
             host_tools: args.host_tools,
             forensic: args.forensic,
-            docker_host: env("DOCKER_HOST"),
-            api_version: env("DOCKER_API_VERSION"),
             engine,
             endpoints: endpoints(&env),
             copied_env: copied,

@@ -46,12 +46,12 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Cac
 
 /// Temporary files older than this are leftovers of killed processes.
 const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
-const TEMP_PREFIX: &str = ".tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 /// Directories of derived entries, swept of stale temporary files on open.
 const DERIVED_KINDS: [&str; 2] = ["packages-table", "layer"];
 
 /// A temporary file name unique across processes (pid) and threads (counter).
-fn temp_name() -> String {
+pub(crate) fn temp_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{TEMP_PREFIX}{}-{n}", std::process::id())

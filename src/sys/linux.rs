@@ -760,10 +760,6 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-
 /// Set mount attributes (`MOUNT_ATTR_*` bits) on the mount `tree` refers to, and with
 /// `recursive` on every mount below it too.
 pub(super) fn mount_setattr(
@@ -795,26 +791,9 @@ pub(super) fn mount_setattr(
         .map_err(|e| SysError::new("mount_setattr", "detached mount", e))
 }
 
-/// Apply read-only, nosuid, nodev to a detached mount.
-pub fn mount_set_readonly(tree: BorrowedFd<'_>) -> Result<(), SysError> {
-    mount_setattr(
-        tree,
-        false,
-        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-    )
-}
-
 /// A detached read-only bind mount of the running binary.
 fn readonly_mount_of_self() -> Result<OwnedFd, SysError> {
-    use rustix::mount::OpenTreeFlags;
-    let tree = rustix::mount::open_tree(
-        rustix::fs::CWD,
-        "/proc/self/exe",
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-    )
-    .map_err(|e| SysError::new("open_tree", "/proc/self/exe", rx(e)))?;
-    mount_set_readonly(tree.as_fd())?;
-    Ok(tree)
+    super::view::clone_read_only(std::path::Path::new("/proc/self/exe"))
 }
 
 /// A sealed memfd holding a copy of `exe`.

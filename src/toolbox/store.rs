@@ -12,7 +12,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::layout::{Layout, Linkage, Node};
 use super::ToolboxError;
+use crate::apt::cache::{temp_name, TEMP_PREFIX};
 
 /// Bump when the same packages and manifest would give a different tree.
 pub const ASSEMBLER_VERSION: u32 = 1;
@@ -29,7 +29,6 @@ pub const DESCRIPTION: &str = "toolbox.json";
 
 /// Largest description read back.
 const DESCRIPTION_LIMIT: u64 = 4 << 20;
-const TEMP_PREFIX: &str = ".tmp-";
 /// Temporary trees older than this are leftovers of killed processes.
 const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
 
@@ -126,12 +125,6 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Too
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn temp_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{TEMP_PREFIX}{}-{n}", std::process::id())
 }
 
 /// The toolbox part of the cache.
