@@ -740,13 +740,7 @@ fn shell_image() -> String {
             (&ld, "/lib64/ld-linux-x86-64.so.2"),
         ]);
         let tag = "dlx-test/shell-probe:engines".to_string();
-        docker(&[
-            "import",
-            "-c",
-            "ENTRYPOINT [\"/probe\", \"sleep\"]",
-            tar.to_str().unwrap(),
-            &tag,
-        ]);
+        import_probe_root(&tar, &tag);
         tag
     })
     .clone()

@@ -492,6 +492,24 @@ fn usage_errors_exit_125_not_2() {
 // ---- a hostile container ----
 
 /// Parse the watcher's log into (attack, outcome, rest) lines about newcomers.
+/// No attack of the watcher got anywhere: no executable opened for writing, no host
+/// environment read, no attach (dlx traces every session process from birth to
+/// death: nobody else can), and no descriptor but a pipe stolen.
+pub fn assert_every_attack_failed(seen: &[(String, String, String)]) {
+    for (kind, outcome, rest) in seen {
+        match kind.as_str() {
+            "exe-write" | "exe-reopen" => assert_eq!(outcome, "denied", "{kind} {outcome} {rest}"),
+            "environ" => assert_ne!(outcome, "host-marker", "host environment read: {rest}"),
+            "ptrace" => assert_eq!(outcome, "denied", "ptrace attach succeeded: {rest}"),
+            "getfd" => assert!(
+                rest.starts_with("pipe:[") || rest.starts_with("anon_inode:"),
+                "stole {rest}"
+            ),
+            _ => {}
+        }
+    }
+}
+
 pub fn attacks(log: &str) -> Vec<(String, String, String)> {
     log.lines()
         .filter_map(|l| {
@@ -542,19 +560,7 @@ fn hostile_container_gets_nothing_of_the_host() {
     let log = docker(&["logs", &c.name]);
     let seen = attacks(&log);
     assert!(!seen.is_empty(), "the watcher saw no session at all: {log}");
-    for (kind, outcome, rest) in &seen {
-        match kind.as_str() {
-            "exe-write" | "exe-reopen" => assert_eq!(outcome, "denied", "{kind} {outcome} {rest}"),
-            "environ" => assert_ne!(outcome, "host-marker", "host environment read: {rest}"),
-            // dlx traces the command itself from birth to death: nobody else can.
-            "ptrace" => assert_eq!(outcome, "denied", "ptrace attach succeeded: {rest}"),
-            "getfd" => assert!(
-                rest.starts_with("pipe:[") || rest.starts_with("anon_inode:"),
-                "stole {rest}"
-            ),
-            _ => {}
-        }
-    }
+    assert_every_attack_failed(&seen);
     assert!(!log.contains(marker));
 
     // Control: plain nsenter into the PID namespace runs a host binary with the host

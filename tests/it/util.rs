@@ -123,6 +123,18 @@ pub fn probe_binary() -> PathBuf {
     .clone()
 }
 
+/// `docker import` a root tarball holding `/probe` as image `tag`, its entrypoint
+/// the probe's `sleep`.
+pub fn import_probe_root(tar: &Path, tag: &str) {
+    docker(&[
+        "import",
+        "-c",
+        "ENTRYPOINT [\"/probe\", \"sleep\"]",
+        tar.to_str().unwrap(),
+        tag,
+    ]);
+}
+
 /// A FROM-scratch image holding only the probe (plus a non-executable file), made
 /// with `docker import`; its tag carries the binary's hash so it is reused across runs.
 pub fn probe_image() -> String {
@@ -149,13 +161,7 @@ pub fn probe_image() -> String {
             .status()
             .unwrap();
         assert!(ok.success());
-        docker(&[
-            "import",
-            "-c",
-            "ENTRYPOINT [\"/probe\", \"sleep\"]",
-            tar.to_str().unwrap(),
-            &tag,
-        ]);
+        import_probe_root(&tar, &tag);
         tag
     })
     .clone()
