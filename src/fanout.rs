@@ -1,15 +1,15 @@
 //! Fan-out: one command in many containers at once (`dlx exec --filter … -- CMD`).
 //!
-//! The engine lists the matching running containers; then each container gets its
-//! own `dlx exec <id> -- CMD` child process (dlx's own binary again), so every
-//! session goes through the whole privileged sequence, pinned and audited, exactly
-//! as a single one does. At most [`parallelism`] run at a time. Their output lines
-//! are prefixed `name | ` (stdout to stdout, stderr to stderr); the exit status is
-//! the worst of them, and one summary line per container closes the run on stderr.
+//! The engine lists the matching running containers and says, once, what each is;
+//! then each container's session runs in its own child process, forked from the
+//! protected dlx that did that work, so every session goes through the whole
+//! privileged sequence, pinned and audited, exactly as a single one does, without
+//! starting dlx, asking the engine or finding the toolbox again. At most
+//! [`parallelism`] run at a time. Their output lines are prefixed `name | ` (stdout
+//! to stdout, stderr to stderr); the exit status is the worst of them, and one
+//! summary line per container closes the run on stderr.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{BufRead, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::cli::ExecArgs;
@@ -107,46 +107,20 @@ pub fn parse_filter(text: &str) -> Result<Filter, FanoutError> {
     }
 }
 
-/// The arguments of one container's `dlx exec` child: dlx's own arguments (`argv`,
-/// without the program name) minus the fan-out flags, then `ID -- CMD...`. Every
-/// other flag (`-u`, `-e`, `--ns`, `--audit-log`, global ones) carries over as given.
-///
-/// `command` is the command as parsed; it must be the tail of `argv` (clap takes the
-/// command verbatim to the end), which also proves no TARGET was given.
-pub fn child_argv(
-    argv: &[OsString],
-    command: &[String],
-    id: &str,
-) -> Result<Vec<OsString>, FanoutError> {
+/// Check that the operator gave no TARGET: the command as parsed (`command`, which
+/// clap starts in the TARGET slot when there is none) must be the whole tail of dlx's
+/// own arguments `argv`, so `dlx exec --all web -- ls` is refused rather than run as
+/// `web ls`.
+pub fn ensure_no_target(argv: &[OsString], command: &[String]) -> Result<(), FanoutError> {
     let split = argv
         .len()
         .checked_sub(command.len())
         .ok_or(FanoutError::Target)?;
-    let (head, tail) = argv.split_at(split);
-    if !tail.iter().zip(command).all(|(a, c)| a == OsStr::new(c)) {
-        return Err(FanoutError::Target);
+    let tail = &argv[split..];
+    match tail.iter().zip(command).all(|(a, c)| a == OsStr::new(c)) {
+        true => Ok(()),
+        false => Err(FanoutError::Target),
     }
-    let head = match head.split_last() {
-        Some((last, rest)) if last == "--" => rest,
-        _ => head,
-    };
-    let mut out = Vec::with_capacity(argv.len() + 2);
-    let mut items = head.iter();
-    while let Some(arg) = items.next() {
-        let text = arg.to_string_lossy();
-        if text == "--all" || text.starts_with("--filter=") {
-            continue;
-        }
-        if text == "--filter" {
-            items.next();
-            continue;
-        }
-        out.push(arg.clone());
-    }
-    out.push(id.into());
-    out.push("--".into());
-    out.extend(command.iter().map(OsString::from));
-    Ok(out)
 }
 
 /// How many sessions run at once: four per CPU (they mostly wait).
@@ -154,60 +128,61 @@ pub fn parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
 }
 
-/// Run `job` on every item, at most `limit` at a time, and return the results in the
-/// order of `items`.
-pub fn run_bounded<T: Sync, R: Send>(
-    items: &[T],
-    limit: usize,
-    job: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<R>> = Vec::new();
-    results.resize_with(items.len(), || None);
-    let slots = std::sync::Mutex::new(results);
-    std::thread::scope(|scope| {
-        for _ in 0..limit.clamp(1, items.len().max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                let r = job(item);
-                slots.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
-            });
-        }
-    });
-    slots
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
+/// The longest line relayed whole; a longer one is cut into pieces of this size,
+/// each prefixed, so one child cannot make dlx hold unbounded output.
+pub const LINE_MAX: usize = 64 * 1024;
+
+/// Cuts one child's output stream into lines, each prefixed `name | `. Whole lines
+/// only leave it, so lines of different containers never mix on dlx's output.
+#[derive(Debug)]
+pub struct Prefixer {
+    prefix: Vec<u8>,
+    partial: Vec<u8>,
 }
 
-/// Copy `input` to `out` line by line, each line prefixed `name | `, each written
-/// whole under the lock so lines of different containers never mix. A last line
-/// without a newline gets one.
-pub fn relay_lines<W: Write>(
-    name: &str,
-    input: impl std::io::Read,
-    out: impl Fn() -> W,
-) -> std::io::Result<()> {
-    let mut reader = std::io::BufReader::new(input);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(());
+impl Prefixer {
+    pub fn new(name: &str) -> Prefixer {
+        Prefixer {
+            prefix: format!("{name} | ").into_bytes(),
+            partial: Vec::new(),
         }
-        if !line.ends_with(b"\n") {
-            line.push(b'\n');
+    }
+
+    /// Take `data`, and append to `out` every line it completes.
+    pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
+        while !data.is_empty() {
+            let room = LINE_MAX - self.partial.len();
+            match data.iter().take(room + 1).position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.partial.extend_from_slice(&data[..=i]);
+                    data = &data[i + 1..];
+                    self.emit(out);
+                }
+                None if data.len() > room => {
+                    self.partial.extend_from_slice(&data[..room]);
+                    data = &data[room..];
+                    self.partial.push(b'\n');
+                    self.emit(out);
+                }
+                None => {
+                    self.partial.extend_from_slice(data);
+                    data = &[];
+                }
+            }
         }
-        let mut prefixed = Vec::with_capacity(name.len() + 3 + line.len());
-        prefixed.extend_from_slice(name.as_bytes());
-        prefixed.extend_from_slice(b" | ");
-        prefixed.extend_from_slice(&line);
-        let mut w = out();
-        w.write_all(&prefixed)?;
-        w.flush()?;
+    }
+
+    /// The end of the stream: a last line without a newline gets one.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.partial.is_empty() {
+            self.partial.push(b'\n');
+            self.emit(out);
+        }
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.prefix);
+        out.append(&mut self.partial);
     }
 }
 
@@ -353,95 +328,58 @@ mod tests {
     }
 
     #[test]
-    fn children_keep_every_flag_but_the_selection() {
-        let argv = os(&[
-            "-q",
-            "exec",
-            "-u",
-            "0",
-            "--filter",
-            "label=app=web",
-            "--all",
-            "--filter=name=x",
-            "-e",
-            "A=1",
-            "--audit-log",
-            "/tmp/a",
-            "--",
-            "ls",
-            "-l",
-        ]);
-        let out = child_argv(&argv, &["ls".into(), "-l".into()], "abc123").unwrap();
-        assert_eq!(
-            out,
-            os(&[
-                "-q",
-                "exec",
-                "-u",
-                "0",
-                "-e",
-                "A=1",
-                "--audit-log",
-                "/tmp/a",
-                "abc123",
-                "--",
-                "ls",
-                "-l"
-            ])
-        );
-        // Without `--` too.
-        let argv = os(&["exec", "--all", "true"]);
-        assert_eq!(
-            child_argv(&argv, &["true".into()], "id").unwrap(),
-            os(&["exec", "id", "--", "true"])
-        );
-    }
-
-    #[test]
     fn a_target_beside_a_filter_is_refused() {
         // `dlx exec --all web -- ls`: clap takes `web` as TARGET and `ls` as CMD.
         let argv = os(&["exec", "--all", "web", "--", "ls"]);
         assert!(matches!(
-            child_argv(&argv, &["web".into(), "ls".into()], "id"),
+            ensure_no_target(&argv, &["web".into(), "ls".into()]),
             Err(FanoutError::Target)
         ));
-    }
-
-    #[test]
-    fn at_most_limit_jobs_run_at_once_and_results_keep_order() {
-        let running = AtomicUsize::new(0);
-        let peak = AtomicUsize::new(0);
-        let items: Vec<usize> = (0..20).collect();
-        let out = run_bounded(&items, 3, |&i| {
-            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-            peak.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(5));
-            running.fetch_sub(1, Ordering::SeqCst);
-            i * 2
-        });
-        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
-        assert!(peak.load(Ordering::SeqCst) <= 3);
-        assert!(run_bounded(&Vec::<u8>::new(), 4, |_| 0).is_empty());
-    }
-
-    #[test]
-    fn lines_are_prefixed_whole() {
-        let buf = std::sync::Mutex::new(Vec::new());
-        struct W<'a>(&'a std::sync::Mutex<Vec<u8>>);
-        impl Write for W<'_> {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
+        for argv in [
+            os(&["-q", "exec", "-u", "0", "--all", "--", "ls", "-l"]),
+            os(&["exec", "--filter=name=x", "ls", "-l"]),
+        ] {
+            ensure_no_target(&argv, &["ls".into(), "-l".into()]).unwrap();
         }
-        relay_lines("web-1", &b"one\ntwo\nlast"[..], || W(&buf)).unwrap();
-        assert_eq!(
-            String::from_utf8(buf.into_inner().unwrap()).unwrap(),
-            "web-1 | one\nweb-1 | two\nweb-1 | last\n"
-        );
+    }
+
+    #[test]
+    fn lines_are_prefixed_whole_however_the_output_arrives() {
+        let text = b"one\ntwo\n\nlast";
+        // Whole, byte by byte, and in uneven pieces: always the same lines.
+        for cut in [text.len(), 1, 3] {
+            let mut p = Prefixer::new("web-1");
+            let mut out = Vec::new();
+            for piece in text.chunks(cut) {
+                p.feed(piece, &mut out);
+            }
+            assert_eq!(out, b"web-1 | one\nweb-1 | two\nweb-1 | \n", "cut {cut}");
+            p.finish(&mut out);
+            p.finish(&mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "web-1 | one\nweb-1 | two\nweb-1 | \nweb-1 | last\n"
+            );
+        }
+    }
+
+    #[test]
+    fn an_endless_line_is_cut_not_held() {
+        let mut p = Prefixer::new("w");
+        let mut out = Vec::new();
+        p.feed(&vec![b'x'; LINE_MAX * 2 + 5], &mut out);
+        let lines: Vec<&[u8]> = out.split_inclusive(|&b| b == b'\n').collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.len() == "w | ".len() + LINE_MAX + 1));
+        p.finish(&mut out);
+        assert!(out.ends_with(b"w | xxxxx\n"));
+        // A line of exactly LINE_MAX bytes stays one line.
+        let mut p = Prefixer::new("w");
+        let mut out = Vec::new();
+        let mut line = vec![b'y'; LINE_MAX];
+        line.push(b'\n');
+        p.feed(&line, &mut out);
+        assert_eq!(out.len(), "w | ".len() + LINE_MAX + 1);
     }
 
     #[test]

@@ -103,8 +103,14 @@ pub fn resolve(spec: &TargetSpec, sources: &Sources<'_>) -> Result<Resolved, Tar
         TargetSpec::Container(name) => name,
     };
     let (info, via) = lookup(name, sources)?;
+    runnable(info, via, name)
+}
+
+/// The container `info` (found through `via` when asked for as `name`), if it can be
+/// entered now.
+pub fn runnable(info: ContainerInfo, via: Via, name: &str) -> Result<Resolved, TargetError> {
     let label = if info.name.is_empty() {
-        name.clone()
+        name.to_string()
     } else {
         info.name.clone()
     };

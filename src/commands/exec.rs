@@ -40,15 +40,25 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
         &target_text(&settings.target),
         &settings.command,
     );
-    let result = pipeline(settings, &mut audit);
+    let result = protect(&settings).and_then(|()| {
+        let resolved = resolve(&settings)?;
+        let toolbox = || {
+            Ok(toolbox::prepare(
+                &settings.toolbox,
+                &toolbox::PrepareOptions::for_host()?,
+            )?)
+        };
+        enter(&settings, resolved, &mut audit, &toolbox)
+    });
     audit.finish(&result);
     result
 }
 
-fn pipeline(settings: ExecSettings, audit: &mut audit::Session) -> Result<ExitStatus> {
-    // 1. Before anything else: no inherited descriptors, not dumpable, no core
-    //    dumps; then continue from a copy of dlx nobody can write, with only dlx's
-    //    own environment (see `sys::reexec_protected` for why).
+/// Step 1, before anything else: no inherited descriptors, not dumpable, no core
+/// dumps; then continue from a copy of dlx nobody can write, with only dlx's own
+/// environment (see `sys::reexec_protected` for why). The process that returns is
+/// that copy.
+pub(super) fn protect(settings: &ExecSettings) -> Result<()> {
     sys::close_range_from(3).context("cannot close inherited file descriptors")?;
     sys::harden_self().context("cannot harden the dlx process")?;
     let mut own_env = settings.own_env(|k| std::env::var(k).ok());
@@ -61,10 +71,12 @@ fn pipeline(settings: ExecSettings, audit: &mut audit::Session) -> Result<ExitSt
     }
     own_env.push(format!("{REEXEC_MARKER}=1"));
     sys::reexec_protected(&to_cstrings(&own_env)?, REEXEC_MARKER)
-        .context("cannot re-execute dlx from a protected copy")?;
+        .context("cannot re-execute dlx from a protected copy")
+}
 
-    // 2. Resolve the target. Engines (and their runtimes) are dropped inside
-    //    `resolve`; the cgroups are the fallback when they do not answer.
+/// Step 2: resolve the target. Engines (and their runtimes) are dropped inside
+/// `target::resolve`; the cgroups are the fallback when they do not answer.
+fn resolve(settings: &ExecSettings) -> Result<Resolved> {
     let resolved = target::resolve(
         &settings.target,
         &target::Sources {
@@ -79,6 +91,18 @@ fn pipeline(settings: ExecSettings, audit: &mut audit::Session) -> Result<ExitSt
         pid = resolved.pid,
         "target resolved"
     );
+    Ok(resolved)
+}
+
+/// Steps 3 to 7: enter `resolved` and run the session to its end. `toolbox` brings
+/// the toolbox, asked only when the session enters the container's filesystem (a
+/// fan-out prepares it once for all its sessions).
+pub(super) fn enter(
+    settings: &ExecSettings,
+    resolved: Resolved,
+    audit: &mut audit::Session,
+    toolbox: &dyn Fn() -> Result<Option<toolbox::Toolbox>>,
+) -> Result<ExitStatus> {
     ensure_single_threaded()?;
     audit.resolved(&resolved);
 
@@ -108,7 +132,7 @@ fn pipeline(settings: ExecSettings, audit: &mut audit::Session) -> Result<ExitSt
     tracing::debug!(?joins, "namespaces to join");
     audit.joined(&joins);
     let joins_mnt = joins.iter().any(|j| j.kind == NsKind::Mnt);
-    let (ids, home) = identity_of(&settings, &resolved, &pinned, joins_mnt)?;
+    let (ids, home) = identity_of(settings, &resolved, &pinned, joins_mnt)?;
     let container = resolved.container.as_ref().filter(|_| !settings.host_tools);
     let mut env = settings::compose_env(
         container.map(|c| c.env.as_slice()).unwrap_or(&[]),
@@ -121,7 +145,7 @@ fn pipeline(settings: ExecSettings, audit: &mut audit::Session) -> Result<ExitSt
     // The toolbox, and the private view of the container's filesystem it lives in
     // (only when we enter that filesystem at all).
     let toolbox = match joins_mnt {
-        true => toolbox::prepare(&settings.toolbox, &toolbox::PrepareOptions::for_host()?)?,
+        true => toolbox()?,
         false => None,
     };
     let view = match (&toolbox, settings.forensic && joins_mnt) {
@@ -217,7 +241,7 @@ fn pipeline(settings: ExecSettings, audit: &mut audit::Session) -> Result<ExitSt
 
     // 5. The descriptors: stdio (pipes, or a new pseudo-terminal: the operator's own
     //    terminal never reaches the container), report pipe, sync pipe.
-    let (stdio, pipes) = stdio(&settings)?;
+    let (stdio, pipes) = stdio(settings)?;
     let (report_r, report_w) = sys::pipe()?;
     let (go_r, go_w) = sys::pipe()?;
     let signals = sys::block_signals()?;
@@ -509,7 +533,7 @@ fn step_error(step: Step, errno: i32, resolved: &Resolved, workdir: &str) -> any
 /// Wait (briefly) until the engine's runtime has wound down to one thread: a
 /// multithreaded process cannot join a mount or user namespace, and forking one is
 /// unsafe.
-fn ensure_single_threaded() -> Result<()> {
+pub(super) fn ensure_single_threaded() -> Result<()> {
     for _ in 0..50 {
         if sys::thread_count()? == 1 {
             return Ok(());

@@ -1,91 +1,390 @@
-//! `dlx exec --filter … | --all -- CMD`: list the matching containers, run one
-//! `dlx exec <id> -- CMD` child per container (bounded), relay their prefixed
-//! output, then sum up. See `crate::fanout` for the pieces.
+//! `dlx exec --filter … | --all -- CMD`: one protected dlx lists the matching
+//! containers, asks the engine about each and finds the toolbox once, then forks one
+//! session per container (bounded) and relays their prefixed output, forwarding the
+//! signals sent to it. See `crate::fanout` for the pieces.
 
-use std::process::{Command, Stdio};
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 
+use super::exec;
+use crate::audit;
 use crate::cli::ExecArgs;
 use crate::engine::{ContainerSummary, Docker, Engine};
 use crate::exit::ExitStatus;
-use crate::fanout::{self, Ended, FanoutError, FanoutSettings};
+use crate::fanout::{self, Ended, FanoutError, FanoutSettings, Prefixer};
 use crate::output;
+use crate::settings::{ExecSettings, TargetSpec};
+use crate::sys::{self, Fork, LinuxSys, Sys};
+use crate::target::{self, Resolved, Via};
+use crate::toolbox::{self, Toolbox};
 
-pub fn run(args: ExecArgs) -> Result<ExitStatus> {
-    let settings = FanoutSettings::resolve(&args, |k| std::env::var(k).ok())?;
+pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
+    let fan = FanoutSettings::resolve(&args, |k| std::env::var(k).ok())?;
     let argv: Vec<_> = std::env::args_os().skip(1).collect();
-    // Checked once here, so no child is started with a command line it would misread.
-    fanout::child_argv(&argv, &settings.command, "ID")?;
+    fanout::ensure_no_target(&argv, &fan.command)?;
+    // Every session gets the same settings but its target, set as it starts.
+    args.target = Some("fan-out".into());
+    args.command = fan.command.clone();
+    let settings = ExecSettings::resolve(args, |k| std::env::var(k).ok())?;
 
-    // The engine (and its runtime) is gone before any child starts.
-    let containers = {
-        let engine = Docker::connect(
-            settings.docker_host.as_deref(),
-            settings.api_version.as_deref(),
-        )?;
-        engine.list(&settings.filters)?
+    exec::protect(&settings)?;
+    let mut targets = Targets::list(&fan)?;
+    tracing::info!(count = targets.len(), "fan-out");
+    // Found once here, not by every session. Only sessions that enter the
+    // container's filesystem use it, as in `dlx exec`.
+    let toolbox = match settings.host_tools {
+        true => None,
+        false => toolbox::prepare(&settings.toolbox, &toolbox::PrepareOptions::for_host()?)?,
     };
-    if containers.is_empty() {
-        return Err(FanoutError::NoMatch(settings.selection()).into());
-    }
-    tracing::info!(count = containers.len(), "fan-out");
-    let exe = std::env::current_exe().context("cannot find dlx's own binary")?;
+    let signals = sys::block_signals()?;
 
-    let ended = fanout::run_bounded(&containers, fanout::parallelism(), |c| {
-        let started = Instant::now();
-        let code = match session(&exe, &argv, &settings.command, c) {
-            Ok(code) => code,
-            Err(e) => {
-                output::notice(format!("{} | cannot run dlx exec: {e:#}", c.name));
-                ExitStatus::Error.code()
-            }
-        };
-        Ended {
-            name: c.name.clone(),
-            code,
-            took: started.elapsed(),
+    let mut running: Vec<Running> = Vec::new();
+    let mut ended: Vec<(usize, Ended)> = Vec::new();
+    let mut interrupted: Option<i32> = None;
+    let mut next_index = 0;
+    let mut chunk = vec![0u8; fanout::LINE_MAX];
+    let mut stdout_open = true;
+    loop {
+        // Start sessions while there is room, unless a signal said to stop.
+        while interrupted.is_none() && running.len() < fanout::parallelism() {
+            let Some((container, resolved)) = targets.next() else {
+                break;
+            };
+            targets.settle()?;
+            let mut session = settings.clone();
+            session.target = TargetSpec::Container(container.id.clone());
+            running.push(start(&session, container, resolved, &toolbox, next_index)?);
+            next_index += 1;
         }
-    });
+        if running.is_empty() {
+            break;
+        }
 
+        // Wait for output, a child's end, or a signal.
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let mut slots = Vec::new();
+        for (i, r) in running.iter().enumerate() {
+            for (j, stream) in r.streams.iter().enumerate() {
+                if let Some((fd, _)) = stream {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    slots.push((i, j));
+                }
+            }
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(sys::SysError::new("poll", "fan-out", e).into()),
+        }
+        let signalled = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let ready: Vec<(usize, usize)> = fds[1..]
+            .iter()
+            .zip(&slots)
+            .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, slot)| *slot)
+            .collect();
+        drop(fds);
+
+        for (i, j) in ready {
+            let out = relay_once(&mut running[i].streams[j], &mut chunk);
+            if j == 0 && stdout_open && write_out(&out).is_err() {
+                // Our reader went away (`| head`): stop reading the children's
+                // stdout, so they meet EPIPE the way a single session would.
+                stdout_open = false;
+            } else if j == 1 {
+                let _ = write_err(&out);
+            }
+            if !stdout_open {
+                running[i].streams[0] = None;
+            }
+        }
+        if signalled {
+            if let Some(sig) = on_signals(&signals, &running)? {
+                interrupted.get_or_insert(sig);
+            }
+        }
+        reap(&mut running);
+        // A session is over when its process ended and its output is all relayed.
+        let mut k = 0;
+        while k < running.len() {
+            if running[k].end.is_some() && running[k].streams.iter().all(Option::is_none) {
+                let r = running.remove(k);
+                ended.push((r.index, r.ended()));
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    // Containers never started (a signal came first) are named too.
+    let sig = interrupted.unwrap_or(libc::SIGTERM);
+    for container in targets.remaining() {
+        ended.push((
+            next_index,
+            Ended {
+                name: container.name,
+                code: ExitStatus::signaled(sig).code(),
+                took: std::time::Duration::ZERO,
+            },
+        ));
+        next_index += 1;
+    }
+    ended.sort_by_key(|(i, _)| *i);
+    let ended: Vec<Ended> = ended.into_iter().map(|(_, e)| e).collect();
     for line in fanout::summary(&ended) {
         output::notice(line);
     }
-    Ok(ExitStatus::exited(i32::from(fanout::worst(&ended))))
+    Ok(match interrupted {
+        Some(sig) => ExitStatus::signaled(sig),
+        None => ExitStatus::exited(i32::from(fanout::worst(&ended))),
+    })
 }
 
-/// One container's `dlx exec` child, its output relayed with the name prefixed;
-/// returns its exit code (128+N when killed by signal N).
+/// The matching containers, asked about one at a time as their sessions start, so
+/// the engine answers while earlier sessions already run.
+struct Targets {
+    engine: Option<Docker>,
+    pending: VecDeque<ContainerSummary>,
+    ready: VecDeque<(ContainerSummary, Result<Resolved>)>,
+}
+
+impl Targets {
+    fn list(fan: &FanoutSettings) -> Result<Targets> {
+        let engine = Docker::connect(fan.docker_host.as_deref(), fan.api_version.as_deref())?;
+        let pending: VecDeque<_> = engine.list(&fan.filters)?.into();
+        if pending.is_empty() {
+            return Err(FanoutError::NoMatch(fan.selection()).into());
+        }
+        Ok(Targets {
+            engine: Some(engine),
+            pending,
+            ready: VecDeque::new(),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.pending.len() + self.ready.len()
+    }
+
+    /// The next container, and whether (and where) it can be entered.
+    fn next(&mut self) -> Option<(ContainerSummary, Result<Resolved>)> {
+        if let Some(next) = self.ready.pop_front() {
+            return Some(next);
+        }
+        let container = self.pending.pop_front()?;
+        let resolved = self.inspect(&container);
+        if self.pending.is_empty() {
+            self.engine = None; // its runtime is gone before the last fork
+        }
+        Some((container, resolved))
+    }
+
+    fn inspect(&self, container: &ContainerSummary) -> Result<Resolved> {
+        let engine = self
+            .engine
+            .as_ref()
+            .context("the engine connection is closed")?;
+        let info = engine.inspect(&container.id)?;
+        Ok(target::runnable(
+            info,
+            Via::Engine(engine.kind()),
+            &container.id,
+        )?)
+    }
+
+    /// Make sure this process may fork: single-threaded. The engine's runtime keeps
+    /// no thread of its own on a unix socket; if it did (a resolver thread for a
+    /// tcp:// engine), ask about every remaining container now and close it.
+    fn settle(&mut self) -> Result<()> {
+        if sys::thread_count()? == 1 {
+            return Ok(());
+        }
+        while let Some(c) = self.pending.pop_front() {
+            let resolved = self.inspect(&c);
+            self.ready.push_back((c, resolved));
+        }
+        self.engine = None;
+        exec::ensure_single_threaded()
+    }
+
+    /// The containers not handed out.
+    fn remaining(self) -> impl Iterator<Item = ContainerSummary> {
+        self.ready.into_iter().map(|(c, _)| c).chain(self.pending)
+    }
+}
+
+/// One running session: its process, and its stdout and stderr until they end.
+struct Running {
+    index: usize,
+    name: String,
+    pid: i32,
+    started: Instant,
+    streams: [Option<(OwnedFd, Prefixer)>; 2],
+    end: Option<u8>,
+}
+
+impl Running {
+    fn ended(&self) -> Ended {
+        Ended {
+            name: self.name.clone(),
+            code: self.end.unwrap_or(ExitStatus::Error.code()),
+            took: self.started.elapsed(),
+        }
+    }
+}
+
+/// Fork the session for `container`: the child becomes a `dlx exec` of it, its
+/// stdout and stderr pipes to us, its stdin empty.
+fn start(
+    settings: &ExecSettings,
+    container: ContainerSummary,
+    resolved: Result<Resolved>,
+    toolbox: &Option<Toolbox>,
+    index: usize,
+) -> Result<Running> {
+    let (out_r, out_w) = sys::pipe()?;
+    let (err_r, err_w) = sys::pipe()?;
+    let null: OwnedFd = std::fs::File::open("/dev/null")
+        .context("cannot open /dev/null")?
+        .into();
+    let started = Instant::now();
+    match sys::fork_single_threaded()? {
+        Fork::Child => {
+            drop((out_r, err_r));
+            session(
+                settings,
+                &container,
+                resolved,
+                toolbox,
+                [null, out_w, err_w],
+            )
+        }
+        Fork::Parent(pid) => Ok(Running {
+            index,
+            name: container.name.clone(),
+            pid,
+            started,
+            streams: [
+                Some((out_r, Prefixer::new(&container.name))),
+                Some((err_r, Prefixer::new(&container.name))),
+            ],
+            end: None,
+        }),
+    }
+}
+
+/// The forked child: one container's whole `dlx exec`, audited, then its exit.
 fn session(
-    exe: &std::path::Path,
-    argv: &[std::ffi::OsString],
-    command: &[String],
+    settings: &ExecSettings,
     container: &ContainerSummary,
-) -> Result<u8> {
-    let mut child = Command::new(exe)
-        .args(fanout::child_argv(argv, command, &container.id)?)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let name = container.name.as_str();
-    std::thread::scope(|scope| {
-        if let Some(err) = stderr {
-            scope.spawn(move || fanout::relay_lines(name, err, || std::io::stderr().lock()));
-        }
-        if let Some(out) = stdout {
-            // A closed stdout (`| head`) ends the relay; the child then meets EPIPE.
-            let _ = fanout::relay_lines(name, out, || std::io::stdout().lock());
-        }
+    resolved: Result<Resolved>,
+    toolbox: &Option<Toolbox>,
+    stdio: [OwnedFd; 3],
+) -> ! {
+    use std::os::fd::AsRawFd;
+    // Only these three descriptors: nothing of the other sessions.
+    let raw = [
+        stdio[0].as_raw_fd(),
+        stdio[1].as_raw_fd(),
+        stdio[2].as_raw_fd(),
+    ];
+    if LinuxSys.install_stdio(raw).is_err() || sys::close_range_from(3).is_err() {
+        sys::exit_now(ExitStatus::Error.code().into());
+    }
+    std::mem::forget(stdio); // closed already, by number
+    let mut audit = audit::Session::begin(&settings.audit_log, &container.id, &settings.command);
+    let result =
+        resolved.and_then(|r| exec::enter(settings, r, &mut audit, &|| Ok(toolbox.clone())));
+    audit.finish(&result);
+    let status = result.unwrap_or_else(|e| {
+        output::error(&e);
+        ExitStatus::Error
     });
-    let status = child.wait().context("cannot wait for dlx exec")?;
-    use std::os::unix::process::ExitStatusExt;
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(255),
-        (None, Some(sig)) => ExitStatus::signaled(sig).code(),
-        (None, None) => ExitStatus::Error.code(),
-    })
+    sys::exit_now(status.code().into())
+}
+
+/// Read what one stream has; the prefixed whole lines it completes come back. At
+/// its end the stream is closed (and its last line finished).
+fn relay_once(stream: &mut Option<(OwnedFd, Prefixer)>, chunk: &mut [u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some((fd, prefixer)) = stream {
+        match sys::read_some(fd.as_fd(), chunk) {
+            Ok(0) | Err(_) => {
+                prefixer.finish(&mut out);
+                *stream = None;
+            }
+            Ok(n) => prefixer.feed(&chunk[..n], &mut out),
+        }
+    }
+    out
+}
+
+fn write_out(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes).and_then(|()| stdout.flush())
+}
+
+fn write_err(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::io::stderr().lock().write_all(bytes)
+}
+
+/// Handle what the signalfd holds. A signal sent to dlx by someone (`kill`) is
+/// passed on to every session, which passes it to its command; one the terminal
+/// raised (^C) already reached the sessions, which share dlx's process group. Either
+/// way a terminating signal stops new sessions from starting: it is returned.
+fn on_signals(signals: &SignalFd, running: &[Running]) -> Result<Option<i32>> {
+    let mut stop = None;
+    while let Some(info) = signals
+        .read_signal()
+        .map_err(|e| sys::SysError::new("read", "signalfd", e))?
+    {
+        let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+            continue;
+        };
+        if sig == Signal::SIGCHLD {
+            continue;
+        }
+        if info.ssi_code <= 0 {
+            // SI_USER, SI_QUEUE, SI_TKILL: sent to us in particular.
+            for r in running.iter().filter(|r| r.end.is_none()) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(r.pid), sig);
+            }
+        }
+        if matches!(
+            sig,
+            Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT
+        ) {
+            stop = Some(sig as i32);
+        }
+    }
+    Ok(stop)
+}
+
+/// Collect the status of every session process that ended.
+fn reap(running: &mut [Running]) {
+    for r in running.iter_mut().filter(|r| r.end.is_none()) {
+        match waitpid(Pid::from_raw(r.pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                r.end = Some(u8::try_from(code & 0xff).unwrap_or(255))
+            }
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                r.end = Some(ExitStatus::signaled(sig as i32).code())
+            }
+            Ok(_) => {}
+            Err(_) => r.end = Some(ExitStatus::Error.code()),
+        }
+    }
 }

@@ -167,6 +167,57 @@ fn fan_out_runs_in_every_match_and_reports_the_failure() {
     );
 }
 
+/// The processes `docker top` shows in container `name`, one command line each.
+fn top(name: &str) -> String {
+    docker(&["top", name, "-o", "pid,args"])
+}
+
+#[test]
+fn fan_out_passes_a_sigterm_to_every_session() {
+    let label = format!("dlx-it-fansig={}", std::process::id());
+    let containers: Vec<Container> = (1..=3)
+        .map(|i| Container::probe(&format!("fansig{i}"), &["--label", &label]))
+        .collect();
+    let child = dlx()
+        .args(["exec", "--filter", &format!("label={label}"), "--"])
+        .args(["/probe", "sleep", "61"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Every session's command runs before the signal comes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !containers.iter().all(|c| top(&c.name).contains("sleep 61")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sessions never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let sent = std::time::Instant::now();
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", describe(&out));
+    assert!(sent.elapsed().as_secs() < 20, "took {:?}", sent.elapsed());
+    let err_text = stderr(&out);
+    for c in &containers {
+        let line = err_text
+            .lines()
+            .find(|l| l.starts_with(&format!("dlx: {} ", c.name)))
+            .unwrap_or_else(|| panic!("no summary for {}: {err_text}", c.name));
+        assert!(line.contains("exit 143"), "{line}");
+        assert!(
+            !top(&c.name).contains("sleep 61"),
+            "{} still sleeps",
+            c.name
+        );
+    }
+}
+
 #[test]
 fn fan_out_refuses_a_terminal_and_an_empty_selection() {
     let out = run_timeout(dlx().args(["exec", "-t", "--all", "--", "/probe"]), 30);
