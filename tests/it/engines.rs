@@ -5,9 +5,11 @@
 //! The fixtures install and start what is missing (podman, containerd, their
 //! services) rather than skip: a test here fails when its engine cannot be had.
 //!
-//! A stopped dockerd is simulated by pointing `DOCKER_HOST` at a dead socket and at
-//! one that accepts but never answers: this host runs dockerd without live-restore,
-//! so stopping it for real would kill every container on it (other tests' too).
+//! A stopped dockerd is real: the test starts a private dockerd (its own data-root,
+//! exec-root, socket, cgroup parent and containerd, with live-restore), runs a
+//! container on it and stops it, since stopping the host's dockerd (no live-restore)
+//! would kill every container on it, other tests' too. A hung one is simulated by a
+//! socket that accepts and never answers.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -76,23 +78,28 @@ fn socket_answers(path: &str) -> bool {
 }
 
 /// Start `cmd` detached (its own session, output to `log`; it outlives the tests,
-/// like the engines) and wait until `ready`.
-fn start_daemon(cmd: &[&str], log: &str, ready: impl Fn() -> bool) {
-    let status = Command::new("sh")
+/// like the engines) and wait until `ready`; its PID.
+fn start_daemon(cmd: &[&str], log: &str, ready: impl Fn() -> bool) -> i32 {
+    // Not a process group leader, setsid execs without forking: `$!` is the daemon.
+    let out = Command::new("sh")
         .args([
             "-c",
-            "log=$1; shift; setsid \"$@\" >\"$log\" 2>&1 </dev/null &",
+            "log=$1; shift; setsid \"$@\" >\"$log\" 2>&1 </dev/null & echo $!",
             "sh",
             log,
         ])
         .args(cmd)
-        .status()
+        .output()
         .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
-    assert!(status.success(), "start {cmd:?}");
+    assert!(out.status.success(), "start {cmd:?}");
+    let pid = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("start {cmd:?}: no PID ({e})"));
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if ready() {
-            return;
+            return pid;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -724,6 +731,459 @@ fn hung_docker_falls_back_after_the_answer_timeout() {
     );
 }
 
+// ---- no engine: a real dockerd, stopped ----
+
+/// Is `pid` running (not gone, not a zombie)?
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(!matches!(state, 'Z' | 'X'))
+        })
+        .unwrap_or(false)
+}
+
+/// SIGTERM `pid` and wait up to `secs` for it to exit; did it?
+fn terminate(pid: i32, secs: u64) -> bool {
+    use nix::sys::signal::{kill, Signal};
+    let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// `program` on PATH, else at `usual`; a failure saying how to get it otherwise.
+fn engine_program(program: &str, usual: &str) -> String {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .unwrap();
+    let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && !found.is_empty() {
+        return found;
+    }
+    assert!(
+        Path::new(usual).exists(),
+        "{program} is neither on PATH nor at {usual}: this test runs a private Docker \
+         engine of its own; install Debian's docker.io (scripts/test.sh does when no \
+         engine answers)"
+    );
+    usual.to_string()
+}
+
+/// A dockerd of one test's own, beside the host's: its own data-root, exec-root,
+/// socket, pidfile and cgroup parent (`/dlx-test-dockerd-<pid>`), live-restore (so it
+/// can be stopped while its containers run on), vfs (works on any filesystem), and an
+/// empty daemon.json (the host's names the host's data-root).
+///
+/// No networking (`--network none` only), and a network namespace of its own:
+/// `--bridge=none` makes dockerd delete the `docker0` of its network namespace at
+/// startup, which in the host's would cut off every container of the host's engine
+/// (and without it, its default bridge would be the host's `docker0`).
+///
+/// Its containerd is started here too, with its own root, state and socket: dockerd
+/// only starts one of its own when `/run/containerd/containerd.sock` is absent, and
+/// adopts Debian's containerd when it answers there (as it does once the ctr tests
+/// have run).
+///
+/// Dropping it removes every trace: the containers (the engine restarted, `rm -f`),
+/// the daemons, then by force whatever is left in its cgroups or names its
+/// directory, its mounts, cgroups and files; anything left fails the test.
+struct PrivateDockerd {
+    /// `/run/dlx-test-dockerd-<pid>`: configs, sockets, data-root, exec-root, containerd.
+    base: PathBuf,
+    cgroup_parent: String,
+    dockerd_program: String,
+    containerd_program: String,
+    dockerd: Option<i32>,
+    containerd: Option<i32>,
+    containers: Vec<String>,
+}
+
+impl PrivateDockerd {
+    fn start() -> PrivateDockerd {
+        let name = format!("dlx-test-dockerd-{}", std::process::id());
+        let mut engine = PrivateDockerd {
+            base: Path::new("/run").join(&name),
+            cgroup_parent: format!("/{name}"),
+            dockerd_program: engine_program("dockerd", "/usr/sbin/dockerd"),
+            containerd_program: engine_program("containerd", "/usr/bin/containerd"),
+            dockerd: None,
+            containerd: None,
+            containers: Vec::new(),
+        };
+        let base = engine.base.display().to_string();
+        std::fs::create_dir_all(&engine.base).unwrap();
+        std::fs::write(engine.path("daemon.json"), "{}\n").unwrap();
+        std::fs::write(
+            engine.path("containerd.toml"),
+            format!(
+                r#"version = 2
+root = "{base}/containerd"
+state = "{base}/containerd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{base}/containerd.sock"
+[ttrpc]
+  address = "{base}/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{base}/containerd-opt"
+"#
+            ),
+        )
+        .unwrap();
+        engine.start_daemons("");
+        let netns = |pid: &str| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .unwrap()
+                .ino()
+        };
+        assert_ne!(
+            netns(&engine.dockerd.unwrap().to_string()),
+            netns("self"),
+            "the private dockerd runs in the host's network namespace"
+        );
+        engine
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.base.join(name).display().to_string()
+    }
+
+    /// `unix://…/docker.sock`, for `docker -H` and `DOCKER_HOST`.
+    fn host(&self) -> String {
+        format!("unix://{}", self.path("docker.sock"))
+    }
+
+    /// `docker -H <this engine> ARGS...`, trimmed stdout.
+    fn docker(&self, args: &[&str]) -> String {
+        let host = self.host();
+        let mut full = vec!["-H", host.as_str()];
+        full.extend_from_slice(args);
+        run("docker", &full)
+    }
+
+    fn answers(&self) -> bool {
+        Command::new("docker")
+            .args(["-H", &self.host(), "version"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// containerd, then dockerd on it; their logs are `private-{containerd,dockerd}{run}.log`
+    /// in the work directory.
+    fn start_daemons(&mut self, run: &str) {
+        let log = |what: &str| {
+            work_dir()
+                .join(format!("private-{what}{run}.log"))
+                .display()
+                .to_string()
+        };
+        let socket = self.path("containerd.sock");
+        self.containerd = Some(start_daemon(
+            &[
+                self.containerd_program.as_str(),
+                "--config",
+                self.path("containerd.toml").as_str(),
+            ],
+            &log("containerd"),
+            || socket_answers(&socket),
+        ));
+        let args = [
+            "unshare".into(),
+            "--net".into(),
+            "--".into(),
+            self.dockerd_program.clone(),
+            format!("--config-file={}", self.path("daemon.json")),
+            format!("--containerd={socket}"),
+            format!("--data-root={}", self.path("docker")),
+            format!("--exec-root={}", self.path("exec")),
+            format!("--pidfile={}", self.path("docker.pid")),
+            format!("--host={}", self.host()),
+            format!("--cgroup-parent={}", self.cgroup_parent),
+            "--exec-opt=native.cgroupdriver=cgroupfs".into(),
+            "--storage-driver=vfs".into(),
+            "--live-restore".into(),
+            "--bridge=none".into(),
+            "--iptables=false".into(),
+            "--ip-masq=false".into(),
+            "--ip-forward=false".into(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.dockerd = Some(start_daemon(&args, &log("dockerd"), || self.answers()));
+    }
+
+    /// A container running the probe's `sleep` as 65532:65532; its ID.
+    fn run_probe(&mut self) -> String {
+        let image = "dlx-test/probe:private-dockerd";
+        import_probe_root(Some(self.host().as_str()), &probe_root_tar(), image);
+        let id = self.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--user",
+            "65532:65532",
+            image,
+        ]);
+        self.containers.push(id.clone());
+        id
+    }
+
+    /// Stop dockerd, then its containerd, the way a service manager does: SIGTERM,
+    /// and wait for each to exit.
+    fn stop(&mut self) {
+        for (what, pid) in [
+            ("dockerd", self.dockerd.take()),
+            ("containerd", self.containerd.take()),
+        ] {
+            let pid = pid.unwrap_or_else(|| panic!("{what} is not running"));
+            assert!(
+                terminate(pid, 30),
+                "{what} (pid {pid}) did not exit within 30 s of SIGTERM"
+            );
+        }
+    }
+
+    /// Processes of this engine still running: in its cgroups, or naming a path in
+    /// its directory (dockerd, containerd, the shims).
+    fn processes(&self) -> Vec<i32> {
+        let base = format!("{}/", self.base.display());
+        let in_parent = format!(":{}/", self.cgroup_parent);
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| pid != std::process::id() as i32 && alive(pid))
+            .filter(|pid| {
+                let read = |what| std::fs::read(format!("/proc/{pid}/{what}")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&read("cmdline")).replace('\0', " ");
+                let cgroup = String::from_utf8_lossy(&read("cgroup")).into_owned();
+                cmdline.contains(&base) || cgroup.lines().any(|l| l.contains(&in_parent))
+            })
+            .collect()
+    }
+
+    /// Mount points at or under its directory, deepest first.
+    fn mounts(&self) -> Vec<String> {
+        let base = self.base.display().to_string();
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&base))
+            .map(str::to_string)
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        mounts
+    }
+
+    /// Its cgroup parent in every hierarchy (v1: one per controller; v2: one).
+    fn cgroups(&self) -> Vec<PathBuf> {
+        let root = Path::new("/sys/fs/cgroup");
+        let mut hierarchies = vec![root.to_path_buf()];
+        if let Ok(entries) = std::fs::read_dir(root) {
+            hierarchies.extend(entries.flatten().map(|e| e.path()));
+        }
+        let parent = self.cgroup_parent.trim_start_matches('/');
+        hierarchies
+            .into_iter()
+            .map(|h| h.join(parent))
+            .filter(|p| p.is_dir())
+            .collect()
+    }
+
+    /// Remove everything it made; what could not be removed.
+    fn remove(&mut self) -> Vec<String> {
+        // The orderly way: the engine up again (live-restore adopts the running
+        // containers), `rm -f`, and stopped.
+        if !self.containers.is_empty() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if self.dockerd.is_none() || self.containerd.is_none() {
+                    self.start_daemons("-cleanup");
+                }
+                let mut args = vec!["rm", "-f"];
+                args.extend(self.containers.iter().map(String::as_str));
+                self.docker(&args);
+                self.containers.clear();
+            }));
+        }
+        for pid in [self.dockerd.take(), self.containerd.take()]
+            .into_iter()
+            .flatten()
+        {
+            terminate(pid, 30);
+        }
+        // By force, what is left: the shims' sockets (outside its directory, in
+        // containerd's /run/containerd/s) go with them.
+        let shim_sockets: Vec<String> = glob_files(
+            &self
+                .base
+                .join("containerd-state/io.containerd.runtime.v2.task"),
+            2,
+            "address",
+        )
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .filter_map(|a| Some(a.trim().strip_prefix("unix://")?.to_string()))
+        .collect();
+        for _ in 0..50 {
+            let pids = self.processes();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                use nix::sys::signal::{kill, Signal};
+                let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for socket in shim_sockets {
+            let _ = std::fs::remove_file(socket);
+        }
+        for _ in 0..5 {
+            for mount in self.mounts() {
+                let _ = nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        for cgroup in self.cgroups() {
+            remove_cgroup(&cgroup);
+        }
+        let _ = std::fs::remove_dir_all(&self.base);
+
+        let mut left = Vec::new();
+        let pids = self.processes();
+        if !pids.is_empty() {
+            left.push(format!("processes {pids:?}"));
+        }
+        left.extend(self.mounts().into_iter().map(|m| format!("mount {m}")));
+        left.extend(
+            self.cgroups()
+                .into_iter()
+                .map(|c| format!("cgroup {}", c.display())),
+        );
+        if self.base.exists() {
+            left.push(format!("directory {}", self.base.display()));
+        }
+        left
+    }
+}
+
+impl Drop for PrivateDockerd {
+    fn drop(&mut self) {
+        let left = self.remove();
+        if left.is_empty() {
+            return;
+        }
+        let message = format!("the private dockerd left {}", left.join(", "));
+        if std::thread::panicking() {
+            eprintln!("{message}");
+        } else {
+            panic!("{message}");
+        }
+    }
+}
+
+/// Files named `name` exactly `depth` directories below `dir`.
+fn glob_files(dir: &Path, depth: usize, name: &str) -> Vec<PathBuf> {
+    if depth == 0 {
+        let file = dir.join(name);
+        return if file.is_file() {
+            vec![file]
+        } else {
+            Vec::new()
+        };
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .flat_map(|e| glob_files(&e.path(), depth - 1, name))
+        .collect()
+}
+
+/// rmdir a cgroup and the ones below it (their control files go with them).
+fn remove_cgroup(cgroup: &Path) {
+    if let Ok(entries) = std::fs::read_dir(cgroup) {
+        for entry in entries.flatten() {
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(cgroup);
+}
+
+#[test]
+fn stopped_dockerd_leaves_no_engine_the_same_init_as_its_api_said() {
+    let host_bridge = Path::new("/sys/class/net/docker0").exists();
+    let mut engine = PrivateDockerd::start();
+    let id = engine.run_probe();
+    let pid: i32 = engine
+        .docker(&["inspect", "-f", "{{.State.Pid}}", &id])
+        .parse()
+        .unwrap();
+    let namespaces = host_ns(pid);
+    assert!(namespaces.contains_key("pid"), "no process {pid}");
+
+    // dockerd stopped for real (and its containerd): nothing answers any more, and
+    // live-restore left the container running.
+    engine.stop();
+    assert_eq!(
+        Path::new("/sys/class/net/docker0").exists(),
+        host_bridge,
+        "the host's docker0"
+    );
+    assert!(!socket_answers(&engine.path("docker.sock")));
+    assert!(!socket_answers(&engine.path("containerd.sock")));
+    assert!(alive(pid), "the container's init {pid} died with dockerd");
+    assert_eq!(
+        host_ns(pid),
+        namespaces,
+        "{pid} is still the container's init"
+    );
+
+    // The cgroups list it with the PID the API gave, and enter that same init.
+    let rows = ps_json(&["--no-engine"]);
+    let r = row(&rows, &id);
+    assert_eq!(r["pid"], pid, "{r}");
+    assert_exec_suite_no_engine(&id[..12], pid);
+
+    // Pointed at the dead engine, dlx finds out, says so, and does the same.
+    let out = run_timeout(
+        dlx().env("DOCKER_HOST", engine.host()).args([
+            "exec",
+            "--toolbox",
+            "none",
+            &id[..12],
+            "--",
+            "/probe",
+            "ns",
+        ]),
+        60,
+    );
+    assert_eq!(fields(&ok(&out)), namespaces);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "cannot reach the container engine at {}",
+            engine.host()
+        )) && err.contains("in the host's cgroups instead"),
+        "{err}"
+    );
+}
+
 // ---- dlx ps ----
 
 /// A Docker image with a shell (the host's dash and the libc it needs) and the
@@ -740,7 +1200,7 @@ fn shell_image() -> String {
             (&ld, "/lib64/ld-linux-x86-64.so.2"),
         ]);
         let tag = "dlx-test/shell-probe:engines".to_string();
-        import_probe_root(&tar, &tag);
+        import_probe_root(None, &tar, &tag);
         tag
     })
     .clone()

@@ -124,32 +124,32 @@ pub fn probe_binary() -> PathBuf {
 }
 
 /// `docker import` a root tarball holding `/probe` as image `tag`, its entrypoint
-/// the probe's `sleep`.
-pub fn import_probe_root(tar: &Path, tag: &str) {
-    docker(&[
+/// the probe's `sleep`; into the engine at `host` (`docker -H`) if given, else the
+/// default one.
+pub fn import_probe_root(host: Option<&str>, tar: &Path, tag: &str) {
+    let mut args = match host {
+        Some(host) => vec!["-H", host],
+        None => Vec::new(),
+    };
+    args.extend([
         "import",
         "-c",
         "ENTRYPOINT [\"/probe\", \"sleep\"]",
         tar.to_str().unwrap(),
         tag,
     ]);
+    docker(&args);
 }
 
-/// A FROM-scratch image holding only the probe (plus a non-executable file), made
-/// with `docker import`; its tag carries the binary's hash so it is reused across runs.
-pub fn probe_image() -> String {
-    static ONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The root tarball of the probe image: only the probe (plus a non-executable
+/// file), made once per run.
+pub fn probe_root_tar() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let bin = probe_binary();
-        let bytes = std::fs::read(&bin).unwrap();
-        let tag = format!("dlx-test/probe:{:016x}", fnv(&bytes));
-        if docker_output(&["image", "inspect", &tag]).status.success() {
-            return tag;
-        }
         let root = work_dir().join("probe-root");
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("etc")).unwrap();
-        std::fs::copy(&bin, root.join("probe")).unwrap();
+        std::fs::copy(probe_binary(), root.join("probe")).unwrap();
         std::fs::write(root.join("notexec"), b"#!/probe\n").unwrap();
         let tar = work_dir().join("probe-root.tar");
         let ok = Command::new("tar")
@@ -161,7 +161,23 @@ pub fn probe_image() -> String {
             .status()
             .unwrap();
         assert!(ok.success());
-        import_probe_root(&tar, &tag);
+        tar
+    })
+    .clone()
+}
+
+/// A FROM-scratch image of `probe_root_tar`, made with `docker import`; its tag
+/// carries the binary's hash so it is reused across runs.
+pub fn probe_image() -> String {
+    static ONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let bin = probe_binary();
+        let bytes = std::fs::read(&bin).unwrap();
+        let tag = format!("dlx-test/probe:{:016x}", fnv(&bytes));
+        if docker_output(&["image", "inspect", &tag]).status.success() {
+            return tag;
+        }
+        import_probe_root(None, &probe_root_tar(), &tag);
         tag
     })
     .clone()
