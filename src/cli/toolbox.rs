@@ -6,8 +6,10 @@ use clap::{Args, Subcommand, ValueEnum};
 ///
 /// The toolbox is assembled from Debian's signed archive (static BusyBox, ss, ip,
 /// tcpdump, strace, curl, lsof, and the libraries the dynamic ones need, with their
-/// own loader) and kept in the dlx cache by digest. `dlx toolbox fetch` assembles it
-/// ahead of time, so a host without network can use it later.
+/// own loader) and kept in the dlx cache by digest. The dynamic tools run without the
+/// container's LD_* (and like) variables, and their loader is patched to read no
+/// /etc/ld.so.preload. `dlx toolbox fetch` assembles it ahead of time, so a host
+/// without network can use it later.
 #[derive(Debug, Args)]
 #[command(
     args_conflicts_with_subcommands = true,

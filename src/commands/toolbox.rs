@@ -96,6 +96,12 @@ fn show(installed: &Installed) -> String {
     let _ = writeln!(out, "distro    {} ({})", d.distro, d.arch);
     let _ = writeln!(out, "mount     {} (tools in {})", d.mount, d.bin);
     let _ = writeln!(out, "size      {}", mib(d.size));
+    if let (Some(loader), Some(preload)) = (&d.loader, &d.preload) {
+        let _ = writeln!(
+            out,
+            "loader    {loader} (reads {preload}, never /etc/ld.so.preload)"
+        );
+    }
     let _ = writeln!(out, "tools");
     let width = d
         .tools

@@ -5,8 +5,10 @@
 //! - per tool, its binary found in its own package (`/usr/bin`, `/usr/sbin`, `/bin`,
 //!   `/sbin`, symlinks followed): a static one is `bin/<tool>` itself; a dynamic one
 //!   goes to `libexec/<tool>` and `bin/<tool>` is a wrapper that starts it with the
-//!   toolbox's own loader and libraries (see [`wrapper`]);
-//! - `lib/`: the loader (`PT_INTERP`'s file name) and the `DT_NEEDED` closure of every
+//!   toolbox's own loader and libraries, without the variables that would make them
+//!   load the container's code (see [`wrapper`]);
+//! - `lib/`: the loader (`PT_INTERP`'s file name; made to read no preload file, see
+//!   [`seal_loader`]) and the `DT_NEEDED` closure of every
 //!   dynamic tool plus the manifest's dlopen'd libraries: each library's real file
 //!   (symlinks in the packages followed) under its own name, and a link from the
 //!   name asked for when that differs.
@@ -20,7 +22,7 @@ use crate::build::tree::{self, ElfInfo, Tree};
 use crate::oci::{Entry, Kind};
 
 use super::manifest::Manifest;
-use super::{ToolboxError, BIN, LIB, LIBEXEC};
+use super::{ToolboxError, BIN, LIB, LIBEXEC, NO_PRELOAD};
 
 /// Reads what the loader needs from an ELF object (`None`: not ELF). Production
 /// passes [`tree::elf_info`]; tests pass a reader of fake objects.
@@ -157,10 +159,60 @@ fn quote(word: &str) -> String {
     }
 }
 
+/// Variables a wrapper removes, by prefix, before it starts its tool: every variable
+/// the loader acts on starts with `LD_` (the set is open-ended: `LD_PRELOAD`,
+/// `LD_AUDIT`, `LD_LIBRARY_PATH`, ...), glibc's malloc reads `MALLOC_*`, OpenSSL
+/// `OPENSSL_*` (`OPENSSL_CONF`, `OPENSSL_MODULES` and `OPENSSL_ENGINES` name code it
+/// loads).
+pub const UNSET_PREFIXES: &[&str] = &["LD_", "MALLOC_", "OPENSSL_"];
+
+/// Variables a wrapper removes by name: the rest of what glibc removes for setuid
+/// programs (`unsecvars.h`: they tell the loader and libc where to load code or read
+/// data from), and those that make other libraries of the toolbox load code (Cyrus
+/// SASL's plugin directories, the Kerberos configuration, GSSAPI's mechanism list).
+pub const UNSET_NAMES: &[&str] = &[
+    "GCONV_PATH",
+    "GETCONF_DIR",
+    "GLIBC_TUNABLES",
+    "HOSTALIASES",
+    "LOCALDOMAIN",
+    "LOCPATH",
+    "NIS_PATH",
+    "NLSPATH",
+    "RESOLV_HOST_CONF",
+    "RES_OPTIONS",
+    "TMPDIR",
+    "TZDIR",
+    "SASL_PATH",
+    "SASL_CONF_PATH",
+    "KRB5_CONFIG",
+    "GSS_MECH_CONFIG",
+];
+
+/// The wrapper line that unsets [`UNSET_PREFIXES`] and [`UNSET_NAMES`] (`awk` is how
+/// the script runs awk). awk lists the names in the environment, which `sh` cannot;
+/// it runs in the C locale, so its character ranges are ASCII, and it keeps only
+/// names made of letters, digits and `_`: every name glibc acts on is one, and `sh`
+/// stops at an `unset` of anything else. Its output is a list of `unset NAME` lines
+/// for `eval`; if awk fails, the script exits instead of starting the tool with the
+/// variables.
+pub fn unset_line(awk: &str) -> String {
+    let prefixes = UNSET_PREFIXES.join("|");
+    let names = UNSET_NAMES.join("|");
+    format!(
+        "eval \"$(LC_ALL=C {awk} 'BEGIN {{ for (k in ENVIRON) \
+         if (k ~ /^({prefixes})[A-Za-z0-9_]*$|^({names})$/) print \"unset \" k }}' \
+         || echo exit 126)\""
+    )
+}
+
 /// The `bin/<name>` script of a dynamic tool (or a static one with `args`). It runs
-/// under the toolbox's own BusyBox `sh` and execs the loader explicitly, so nothing
-/// in the container (its loader, libc, `/etc/ld.so.cache`) is used, and no variable
-/// such as `LD_LIBRARY_PATH` is set that the tool's children would inherit.
+/// under the toolbox's own BusyBox `sh`, removes the variables of [`unset_line`] (the
+/// session's environment is the container's, and the tool must not load the
+/// container's code), and execs the loader explicitly, so nothing in the container
+/// (its loader, libc, `/etc/ld.so.cache`) is used, and no variable is set that the
+/// tool's children would inherit. What the tool starts (`strace -f CMD`) inherits the
+/// tool's environment, so it runs without the removed variables too.
 pub fn wrapper(name: &str, loader: Option<&str>, args: &[String]) -> String {
     let mut words: Vec<String> = Vec::new();
     if let Some(loader) = loader {
@@ -176,10 +228,59 @@ pub fn wrapper(name: &str, loader: Option<&str>, args: &[String]) -> String {
     words.push(format!("{LIBEXEC}/{name}"));
     words.extend(args.iter().cloned());
     let line: Vec<String> = words.iter().map(|w| quote(w)).collect();
+    let how = if loader.is_some() {
+        " with the toolbox's own loader and libraries"
+    } else {
+        ""
+    };
     format!(
-        "#!{BIN}/sh\n# dlx toolbox: {name} with the toolbox's own loader and libraries\nexec {} \"$@\"\n",
+        "#!{BIN}/sh\n# dlx toolbox: {name}{how}\n\
+         # unset: what would make a loader or library load other code (LD_*, ...)\n\
+         {}\nexec {} \"$@\"\n",
+        unset_line(&format!("{BIN}/busybox awk")),
         line.join(" ")
     )
+}
+
+/// The bytes the loader names its preload file with, and what [`seal_loader`] puts in
+/// their place: [`NO_PRELOAD`], NUL-padded to the same length.
+const PRELOAD_FILE: &[u8] = b"/etc/ld.so.preload\0";
+const _: () = assert!(NO_PRELOAD.len() < PRELOAD_FILE.len());
+/// Any mention of the file, whole or not.
+const PRELOAD_NAME: &[u8] = b"ld.so.preload";
+
+/// Where `what` starts in `data`.
+fn positions(data: &[u8], what: &[u8]) -> Vec<usize> {
+    data.windows(what.len())
+        .enumerate()
+        .filter(|(_, w)| *w == what)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The loader `data` (at `path` in its package) made to read [`NO_PRELOAD`] instead
+/// of `/etc/ld.so.preload`. glibc's loader always reads that file of the root it runs
+/// in (in a session, the container's), and has no option to skip it; in the loader
+/// it is one NUL-terminated string, which is replaced in place by a shorter one. A
+/// loader that names the file otherwise (twice, or with another copy of
+/// `ld.so.preload` beside it, as a compiler may inline a string into code) is one
+/// this code does not know: an error, not a toolbox that might still preload the
+/// container's libraries.
+pub fn seal_loader(path: &str, data: &[u8]) -> Result<Vec<u8>, ToolboxError> {
+    let paths = positions(data, PRELOAD_FILE);
+    let mentions = positions(data, PRELOAD_NAME).len();
+    let (&[at], 1) = (&paths[..], mentions) else {
+        return Err(ToolboxError::LoaderPreload {
+            path: path.to_string(),
+            paths: paths.len(),
+            mentions,
+        });
+    };
+    let mut sealed = data.to_vec();
+    let slot = &mut sealed[at..at + PRELOAD_FILE.len()];
+    slot.fill(0);
+    slot[..NO_PRELOAD.len()].copy_from_slice(NO_PRELOAD.as_bytes());
+    Ok(sealed)
 }
 
 /// Lay out the toolbox for `manifest` from `files`, for Debian architecture `arch`.
@@ -256,6 +357,13 @@ pub fn plan(
             package: bb.clone(),
         });
     }
+    // The wrappers run `busybox awk` (a tool of the same name may hide bin/awk).
+    if !applets.iter().any(|a| a == "awk") {
+        return Err(ToolboxError::BusyboxApplet {
+            package: bb.clone(),
+            applet: "awk".into(),
+        });
+    }
 
     // Tools, and the libraries they ask for: (name, runpaths of the asker, asker).
     let mut wanted: VecDeque<(String, Vec<String>, String)> = VecDeque::new();
@@ -305,7 +413,7 @@ pub fn plan(
                     }
                     Some(_) => {}
                     None => {
-                        let (_, loader_data) =
+                        let (loader_real, loader_data) =
                             files
                                 .elf(&interp)
                                 .ok_or_else(|| ToolboxError::LibraryMissing {
@@ -315,7 +423,7 @@ pub fn plan(
                         layout.nodes.insert(
                             format!("lib/{loader}"),
                             Node::File {
-                                data: loader_data.to_vec(),
+                                data: seal_loader(&loader_real, loader_data)?,
                                 executable: true,
                             },
                         );
@@ -449,8 +557,15 @@ pub(crate) mod tests {
     pub fn busybox_bytes() -> Vec<u8> {
         let mut b = obj("static");
         b.extend_from_slice(
-            b"\0[\0[[\0ash\0busybox\0cat\0ip\0ls\0mount\0ps\0sh\0sleep\0ss\0vi\0\0",
+            b"\0[\0[[\0ash\0awk\0busybox\0cat\0ip\0ls\0mount\0ps\0sh\0sleep\0ss\0vi\0\0",
         );
+        b
+    }
+
+    /// A fake loader that names its preload file as glibc's does.
+    pub fn loader_bytes() -> Vec<u8> {
+        let mut b = obj("loader");
+        b.extend_from_slice(b"\0/etc/ld.so.cache\0/etc/ld.so.preload\0--help\0");
         b
     }
 
@@ -470,7 +585,7 @@ pub(crate) mod tests {
                     &format!("{lib}/ld-linux-x86-64.so.2"),
                     0o755,
                     0,
-                    obj("loader"),
+                    loader_bytes(),
                 ),
                 Entry::symlink(
                     "./usr/lib64/ld-linux-x86-64.so.2",
@@ -562,7 +677,7 @@ pub(crate) mod tests {
         );
         assert_eq!(
             layout.applets,
-            ["[", "[[", "ash", "cat", "ls", "mount", "ps", "sh", "sleep", "vi"]
+            ["[", "[[", "ash", "awk", "cat", "ls", "mount", "ps", "sh", "sleep", "vi"]
         );
         assert_eq!(file(&layout, "bin/busybox"), (busybox_bytes(), true));
         // dynamic tools: the real binary in libexec, a wrapper in bin
@@ -573,9 +688,13 @@ pub(crate) mod tests {
         assert!(exec);
         assert_eq!(
             String::from_utf8(ip).unwrap(),
-            "#!/.dlx/bin/sh\n# dlx toolbox: ip with the toolbox's own loader and libraries\n\
-             exec /.dlx/lib/ld-linux-x86-64.so.2 --inhibit-cache --library-path /.dlx/lib \
-             --argv0 ip /.dlx/libexec/ip \"$@\"\n"
+            format!(
+                "#!/.dlx/bin/sh\n# dlx toolbox: ip with the toolbox's own loader and libraries\n\
+                 # unset: what would make a loader or library load other code (LD_*, ...)\n{}\n\
+                 exec /.dlx/lib/ld-linux-x86-64.so.2 --inhibit-cache --library-path /.dlx/lib \
+                 --argv0 ip /.dlx/libexec/ip \"$@\"\n",
+                unset_line("/.dlx/bin/busybox awk")
+            )
         );
         // a static tool is itself in bin
         assert_eq!(file(&layout, "bin/probe"), (obj("static"), true));
@@ -600,10 +719,15 @@ pub(crate) mod tests {
             layout.nodes.get("lib/libmnl.so.0"),
             Some(&Node::Symlink("libmnl.so.0.2.0".into()))
         );
-        assert_eq!(
-            file(&layout, "lib/ld-linux-x86-64.so.2"),
-            (obj("loader"), true)
-        );
+        // the loader, made to read no preload file
+        let (loader, exec) = file(&layout, "lib/ld-linux-x86-64.so.2");
+        assert!(exec);
+        assert_eq!(loader, seal_loader("ld.so", &loader_bytes()).unwrap());
+        assert_ne!(loader, loader_bytes());
+        assert!(!layout
+            .nodes
+            .keys()
+            .any(|p| p == "no" || p.starts_with("no/")));
         assert_eq!(layout.loader.as_deref(), Some("ld-linux-x86-64.so.2"));
         let tools: Vec<(&str, &str, Linkage)> = layout
             .tools
@@ -634,14 +758,137 @@ pub(crate) mod tests {
             "{ss}"
         );
         for script in [ss, wrapper("x", None, &[])] {
-            assert!(script.starts_with("#!/.dlx/bin/sh\n"));
-            assert!(!script.contains("LD_"), "{script}");
+            let lines: Vec<&str> = script.lines().collect();
+            assert_eq!(lines[0], "#!/.dlx/bin/sh");
+            // comments, the unset line (awk run by absolute path, as busybox), the exec
+            assert!(lines[1].starts_with("# ") && lines[2].starts_with("# "));
+            assert_eq!(lines[3], unset_line("/.dlx/bin/busybox awk"));
+            assert!(lines[4].starts_with("exec /.dlx/"), "{script}");
+            assert_eq!(lines.len(), 5);
             assert!(!script.contains("export"), "{script}");
             assert_eq!(script.matches("exec ").count(), 1);
         }
         assert_eq!(
             wrapper("x", None, &["a b".into()]).lines().last().unwrap(),
             "exec /.dlx/libexec/x 'a b' \"$@\""
+        );
+    }
+
+    /// The unset line run for real, by the host's `sh` and `awk`: it removes every
+    /// variable of the lists, by prefix and by name, and nothing else, whatever the
+    /// other names in the environment.
+    #[test]
+    fn the_unset_line_removes_exactly_the_listed_variables() {
+        let removed = [
+            "LD_PRELOAD",
+            "LD_AUDIT",
+            "LD_LIBRARY_PATH",
+            "LD_SOMETHING_NEW_2",
+            "LD_",
+            "MALLOC_ARENA_MAX",
+            "OPENSSL_CONF",
+            "GLIBC_TUNABLES",
+            "GCONV_PATH",
+            "TMPDIR",
+            "KRB5_CONFIG",
+        ];
+        let kept = [
+            "PATH",
+            "HOME",
+            "LANG",
+            "LD",
+            "OLD_PRELOAD",
+            "ld_preload",
+            "GCONV_PATHS",
+            "XGCONV_PATH",
+            "SSL_CERT_FILE",
+            "http_proxy",
+        ];
+        let script = format!("{}\nexec env -0", unset_line("awk"));
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c").arg(&script).env_clear();
+        for name in removed.iter().chain(&kept) {
+            // values that look like more variables fool nothing
+            cmd.env(name, format!("/evil {name}\nLD_PRELOAD=/x\n"));
+        }
+        cmd.env("PATH", "/usr/bin:/bin");
+        // a name sh cannot unset, and one with a newline: neither stops the script
+        cmd.env("LD_X-Y", "1").env("A\nLD_B", "1");
+        let out = cmd.output().expect("run sh");
+        assert!(out.status.success(), "{out:?}");
+        let env = String::from_utf8(out.stdout).unwrap();
+        let names: Vec<&str> = env
+            .split('\0')
+            .filter_map(|entry| entry.split_once('=').map(|(n, _)| n))
+            .collect();
+        for name in removed {
+            assert!(!names.contains(&name), "{name} kept:\n{env}");
+        }
+        for name in kept {
+            assert!(names.contains(&name), "{name} removed:\n{env}");
+        }
+        // awk failing stops the script before the tool
+        let script = format!("{}\necho started", unset_line("false"));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(126), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn the_loader_is_sealed_by_replacing_its_one_preload_path() {
+        let data = loader_bytes();
+        let sealed = seal_loader("ld.so", &data).unwrap();
+        assert_eq!(sealed.len(), data.len());
+        let at = data
+            .windows(PRELOAD_FILE.len())
+            .position(|w| w == PRELOAD_FILE)
+            .unwrap();
+        // the same bytes but for the path, which is the stand-in, NUL-padded
+        assert_eq!(sealed[..at], data[..at]);
+        assert_eq!(
+            sealed[at + PRELOAD_FILE.len()..],
+            data[at + PRELOAD_FILE.len()..]
+        );
+        assert_eq!(&sealed[at..at + 19], b"/.dlx/no/preload\0\0\0");
+        assert_eq!(NO_PRELOAD, "/.dlx/no/preload");
+        // nothing left to seal in a sealed loader
+        let e = seal_loader("ld.so", &sealed).unwrap_err().to_string();
+        assert!(e.contains("ld.so ") && e.contains(" 0 times"), "{e}");
+        // a path that only starts like it is not it
+        let mut longer = obj("loader");
+        longer.extend_from_slice(b"\0/etc/ld.so.preload.d\0");
+        assert!(matches!(
+            seal_loader("ld.so", &longer),
+            Err(ToolboxError::LoaderPreload {
+                paths: 0,
+                mentions: 1,
+                ..
+            })
+        ));
+        // another mention beside the path (an inlined copy, say): unknown ground
+        let mut inlined = data.clone();
+        inlined.extend_from_slice(b"\x48\xb8/etc/ld.so.preload\x48");
+        assert!(matches!(
+            seal_loader("ld.so", &inlined),
+            Err(ToolboxError::LoaderPreload {
+                paths: 1,
+                mentions: 2,
+                ..
+            })
+        ));
+        // two copies: which one the loader reads is unknown
+        let mut twice = data.clone();
+        twice.extend_from_slice(b"/etc/ld.so.preload\0");
+        let e = seal_loader("/usr/lib/ld.so", &twice)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/usr/lib/ld.so") && e.contains(" 2 times") && e.contains("hint:"),
+            "{e}"
         );
     }
 
@@ -689,6 +936,41 @@ pub(crate) mod tests {
             )],
         );
         assert!(err(TOOLS, &x).contains("not static"));
+        let mut x = packages();
+        x.add(
+            "busybox-static",
+            vec![Entry::file(
+                "./usr/bin/busybox",
+                0o755,
+                0,
+                busybox_bytes()
+                    .split(|b| *b == 0)
+                    .filter(|name| *name != b"awk")
+                    .collect::<Vec<_>>()
+                    .join(&0),
+            )],
+        );
+        let e = err(TOOLS, &x);
+        assert!(
+            e.contains("no awk applet") && e.contains("busybox-static"),
+            "{e}"
+        );
+        // a loader whose preload file cannot be found fails the assembly
+        let mut x = packages();
+        x.add(
+            "libc6",
+            vec![Entry::file(
+                "./usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                0o755,
+                0,
+                obj("loader"),
+            )],
+        );
+        let e = err(TOOLS, &x);
+        assert!(
+            e.contains("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2") && e.contains("preload"),
+            "{e}"
+        );
         let e = plan(&manifest(TOOLS), &packages(), "arm64", fake_elf)
             .unwrap_err()
             .to_string();

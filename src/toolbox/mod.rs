@@ -38,6 +38,10 @@ pub const BIN: &str = "/.dlx/bin";
 pub const LIB: &str = "/.dlx/lib";
 /// The default toolbox's directory of dynamic binaries inside the container.
 pub const LIBEXEC: &str = "/.dlx/libexec";
+/// What the toolbox's loader reads instead of `/etc/ld.so.preload`: a path inside the
+/// read-only toolbox mount that no toolbox holds, so the loader never preloads
+/// anything (see [`layout::seal_loader`]).
+pub const NO_PRELOAD: &str = "/.dlx/no/preload";
 
 /// Errors of the toolbox; each names what it is about.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +84,14 @@ pub enum ToolboxError {
     BusyboxNotStatic { package: String },
     #[error("no applet table (with sh) found in the busybox of package {package}")]
     BusyboxApplets { package: String },
+    #[error("the busybox of package {package} has no {applet} applet, which the toolbox's wrappers need")]
+    BusyboxApplet { package: String, applet: String },
+    #[error("loader {path} names /etc/ld.so.preload {paths} times and mentions ld.so.preload {mentions} times, where dlx knows how to make it ignore the container's preload file only when both are once\nhint: this glibc is not one dlx knows; use `--toolbox DIR` with static tools, or `--toolbox none`")]
+    LoaderPreload {
+        path: String,
+        paths: usize,
+        mentions: usize,
+    },
     #[error("failed to encode the toolbox description")]
     Json(#[source] serde_json::Error),
     #[error("cannot {op} {path}: {source}\nhint: check that the cache directory is writable, or set DLX_CACHE_DIR")]
@@ -382,6 +394,12 @@ fn describe(
         mount: MOUNT_POINT.to_string(),
         bin: BIN.to_string(),
         loader: layout.loader.clone(),
+        preload: layout.loader.as_ref().map(|_| NO_PRELOAD.to_string()),
+        unset: layout::UNSET_PREFIXES
+            .iter()
+            .map(|p| format!("{p}*"))
+            .chain(layout::UNSET_NAMES.iter().map(|n| n.to_string()))
+            .collect(),
         size: layout.size(),
         tools: layout
             .tools
@@ -409,6 +427,11 @@ mod tests {
     fn the_view_mounts_the_toolbox_where_its_wrappers_expect_it() {
         assert_eq!(MOUNT_POINT, format!("/{}", crate::sys::TOOLBOX_NAME));
         assert!(BIN.starts_with(MOUNT_POINT) && LIB.starts_with(MOUNT_POINT));
+        // the loader's stand-in preload file is under the read-only mount, where the
+        // container cannot create it, and in no directory a toolbox holds
+        let rest = NO_PRELOAD.strip_prefix(&format!("{MOUNT_POINT}/")).unwrap();
+        let top = rest.split('/').next().unwrap();
+        assert!(!["bin", "lib", "libexec", store::DESCRIPTION].contains(&top));
     }
 
     fn opts(cache: &std::path::Path) -> PrepareOptions {
@@ -458,6 +481,12 @@ mod tests {
         let d = describe(&layout, &records, digest.clone(), &sha, "debian13", "amd64");
         assert_eq!(d.tools[0].version, "6.15.0-1");
         assert_eq!(d.loader.as_deref(), Some("ld-linux-x86-64.so.2"));
+        assert_eq!(d.preload.as_deref(), Some(NO_PRELOAD));
+        assert!(
+            d.unset.contains(&"LD_*".to_string()) && d.unset.contains(&"GCONV_PATH".into()),
+            "{:?}",
+            d.unset
+        );
         let store = Store::new(cache.path());
         store.install(&layout, &d).unwrap();
         store.set_current("amd64", &digest).unwrap();

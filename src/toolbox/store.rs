@@ -21,8 +21,11 @@ use super::layout::{Layout, Linkage, Node};
 use super::ToolboxError;
 use crate::apt::cache::{temp_name, TEMP_PREFIX};
 
-/// Bump when the same packages and manifest would give a different tree.
-pub const ASSEMBLER_VERSION: u32 = 1;
+/// Bump when the same packages and manifest would give a different tree: trees of
+/// other versions are not used (not even when the archive cannot be reached), and a
+/// new tree is assembled beside them. 2: the loader reads no preload file, and the
+/// wrappers unset the loader's and libraries' variables.
+pub const ASSEMBLER_VERSION: u32 = 2;
 
 /// The description file at the top of every tree.
 pub const DESCRIPTION: &str = "toolbox.json";
@@ -67,6 +70,14 @@ pub struct Description {
     pub bin: String,
     /// The loader's file name in `lib/`.
     pub loader: Option<String>,
+    /// The file the loader reads instead of `/etc/ld.so.preload`, one that no toolbox
+    /// holds (see [`super::layout::seal_loader`]).
+    #[serde(default)]
+    pub preload: Option<String>,
+    /// What the wrappers unset before starting a tool: names, and prefixes as
+    /// `PREFIX*` (see [`super::layout::unset_line`]).
+    #[serde(default)]
+    pub unset: Vec<String>,
     /// Bytes of regular files.
     pub size: u64,
     pub tools: Vec<ToolRecord>,
@@ -434,6 +445,8 @@ mod tests {
             mount: super::super::MOUNT_POINT.into(),
             bin: super::super::BIN.into(),
             loader: None,
+            preload: None,
+            unset: vec![],
             size: 0,
             tools: vec![],
             applets: vec!["sh".into()],

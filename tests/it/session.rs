@@ -2,8 +2,12 @@
 //! private view, zero trace in the container, hostile containers, a real terminal,
 //! and host tools.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 
 use crate::build_util::engine_image;
 use crate::exec::{assert_every_attack_failed, attacks, Tmux};
@@ -433,4 +437,196 @@ fn host_tools_share_only_net_uts_ipc_and_stay_invisible() {
             "{kind} must stay the host's"
         );
     }
+}
+
+/// `tests/fixtures/preload.c`, compiled once per run: a shared library whose
+/// constructor writes `DLX-PRELOADED` and exits 99.
+fn preload_library() -> PathBuf {
+    static ONCE: OnceLock<PathBuf> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/preload.c");
+        let out = work_dir().join("preload.so");
+        let status = Command::new("gcc")
+            .args(["-shared", "-fPIC", "-nostdlib", "-O2", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("run gcc");
+        assert!(status.success(), "gcc failed to build {}", src.display());
+        out
+    })
+    .clone()
+}
+
+/// Variables the image sets to make dynamic programs load its library (or read files
+/// of its choosing), and one that must reach the tools untouched.
+const INJECTING_ENV: [&str; 5] = [
+    "LD_PRELOAD=/evil.so",
+    "LD_AUDIT=/evil.so",
+    "GCONV_PATH=/evil-gconv",
+    "OPENSSL_CONF=/evil.cnf",
+    "DLX_TEST_KEEP=kept",
+];
+
+/// An image that injects the library into every dynamic program it can: `/evil.so`
+/// named by `/etc/ld.so.preload` and by `LD_PRELOAD` and `LD_AUDIT` in its config's
+/// environment. Its own programs: the probe, and the host's `/bin/true` with the
+/// host's loader and libc (a dynamic program of the container, for the control).
+fn preloading_image() -> String {
+    static ONCE: OnceLock<String> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let files: [(PathBuf, &str); 5] = [
+            (probe_binary(), "probe"),
+            (preload_library(), "evil.so"),
+            ("/bin/true".into(), "bin/true"),
+            (
+                "/lib64/ld-linux-x86-64.so.2".into(),
+                "lib64/ld-linux-x86-64.so.2",
+            ),
+            (
+                "/lib/x86_64-linux-gnu/libc.so.6".into(),
+                "lib/x86_64-linux-gnu/libc.so.6",
+            ),
+        ];
+        // Named by what goes in, so it is made once, not once per run.
+        let mut sha = Sha256::new();
+        for (from, to) in &files {
+            let bytes = std::fs::read(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+            sha.update(bytes);
+            sha.update(to.as_bytes());
+        }
+        sha.update(INJECTING_ENV.join("\n").as_bytes());
+        let tag = format!("dlx-test/preloading:{}", &hex::encode(sha.finalize())[..16]);
+        if docker_output(&["image", "inspect", &tag]).status.success() {
+            return tag;
+        }
+        let root = work_dir().join(format!("preloading-root-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (from, to) in files {
+            let to = root.join(to);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        }
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/ld.so.preload"), "/evil.so\n").unwrap();
+        let tar = work_dir().join(format!("preloading-{}.tar", std::process::id()));
+        let ok = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let mut args = vec![
+            "import".to_string(),
+            "-c".into(),
+            "ENTRYPOINT [\"/probe\", \"sleep\"]".into(),
+        ];
+        for var in INJECTING_ENV {
+            args.extend(["-c".into(), format!("ENV {var}")]);
+        }
+        args.extend([tar.to_str().unwrap().to_string(), tag.clone()]);
+        docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_file(&tar).unwrap();
+        tag
+    })
+    .clone()
+}
+
+/// The toolbox's tools load none of the container's code, in plain and forensic
+/// sessions, though the image names a library in `/etc/ld.so.preload` and in
+/// `LD_PRELOAD`/`LD_AUDIT`: their loader reads no preload file and their wrappers
+/// unset the variables. The container's own programs keep both.
+#[test]
+fn toolbox_tools_ignore_the_containers_preload_file_and_loader_variables() {
+    const SEEN: &str = "DLX-PRELOADED";
+    // The library is valid and shows when loaded: the host's loader preloads it.
+    let lib = preload_library();
+    let out = Command::new("/bin/true")
+        .env("LD_PRELOAD", &lib)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(99), "{}", describe(&out));
+    assert!(stderr(&out).contains(SEEN), "{}", describe(&out));
+
+    let image = preloading_image();
+    let c = Container::run("tb-preload", &["--network", "none"], &image, &[]);
+    // Control: a dynamic program of the container loads it, through the variables or
+    // through /etc/ld.so.preload alone (the variables emptied).
+    for flags in [&[][..], &["-e", "LD_PRELOAD=", "-e", "LD_AUDIT="]] {
+        let mut args = flags.to_vec();
+        args.extend([c.name.as_str(), "--", "/bin/true"]);
+        let out = dlx_exec(&args);
+        assert_eq!(out.status.code(), Some(99), "{flags:?}: {}", describe(&out));
+        assert!(stderr(&out).contains(SEEN), "{}", describe(&out));
+    }
+    // The container's programs get the container's environment, as configured.
+    let env = run_ok(&c, &["/probe", "env"]);
+    for var in INJECTING_ENV {
+        assert!(env.lines().any(|l| l == var), "{var} missing:\n{env}");
+    }
+
+    let tools: [&[&str]; 7] = [
+        &["curl", "--version"],
+        &["ss", "-tn"],
+        &["ip", "addr"],
+        &["tcpdump", "--version"],
+        &["strace", "-V"],
+        &["lsof", "-v"],
+        &["ls", "/"],
+    ];
+    for flags in [&[][..], &["--forensic"]] {
+        for tool in tools {
+            let mut args = flags.to_vec();
+            args.extend([c.name.as_str(), "--"]);
+            args.extend_from_slice(tool);
+            let out = dlx_exec(&args);
+            assert!(
+                out.status.success(),
+                "{flags:?} {tool:?}: {}",
+                describe(&out)
+            );
+            let both = format!("{}{}", stdout(&out), stderr(&out));
+            assert!(
+                !both.contains(SEEN),
+                "{flags:?} {tool:?}: {}",
+                describe(&out)
+            );
+            assert!(
+                !both.contains("ld.so"),
+                "{flags:?} {tool:?}: {}",
+                describe(&out)
+            );
+        }
+    }
+    let ip = run_ok(&c, &["ip", "addr"]);
+    assert!(ip.contains("127.0.0.1"), "{ip}");
+
+    // What a tool starts inherits the tool's environment: without the variables, the
+    // rest untouched.
+    let traced = run_ok(
+        &c,
+        &["strace", "-f", "-qq", "-e", "trace=none", "/probe", "env"],
+    );
+    for var in INJECTING_ENV {
+        let kept = traced.lines().any(|l| l == var);
+        assert_eq!(kept, var.starts_with("DLX_TEST_KEEP="), "{var}:\n{traced}");
+    }
+    // ... and a dynamic program of the container started by a tool still has its own
+    // loader, which still reads the container's /etc/ld.so.preload.
+    let out = dlx_exec(&[
+        &c.name,
+        "--",
+        "strace",
+        "-f",
+        "-qq",
+        "-e",
+        "trace=none",
+        "/bin/true",
+    ]);
+    assert_eq!(out.status.code(), Some(99), "{}", describe(&out));
+    assert!(stderr(&out).contains(SEEN), "{}", describe(&out));
 }

@@ -184,12 +184,37 @@ fn fetch_assembles_a_described_root_owned_tree() {
         }
     }
     assert!(files > 20, "{files} files");
-    // dynamic tools are wrappers around the toolbox's own loader
+    // dynamic tools are wrappers around the toolbox's own loader, which unset the
+    // loader's variables and set none
     let ss = std::fs::read_to_string(root.join("bin/ss")).unwrap();
     assert!(ss.starts_with("#!/.dlx/bin/sh\n"), "{ss}");
-    assert!(!ss.contains("LD_"), "{ss}");
+    assert!(
+        ss.contains(&dlx::toolbox::layout::unset_line("/.dlx/bin/busybox awk")),
+        "{ss}"
+    );
+    assert!(!ss.contains("export"), "{ss}");
+    let unset: Vec<&str> = desc["unset"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        unset.contains(&"LD_*") && unset.contains(&"GLIBC_TUNABLES"),
+        "{unset:?}"
+    );
+    // the loader reads a file no toolbox holds instead of /etc/ld.so.preload
     let loader = desc["loader"].as_str().unwrap();
-    assert!(root.join("lib").join(loader).is_file());
+    let bytes = std::fs::read(root.join("lib").join(loader)).unwrap();
+    let count = |what: &[u8]| bytes.windows(what.len()).filter(|w| *w == what).count();
+    assert_eq!(count(b"/etc/ld.so.preload"), 0);
+    assert_eq!(count(b"/.dlx/no/preload\0"), 1);
+    assert_eq!(desc["preload"], "/.dlx/no/preload");
+    assert!(!root.join("no").exists());
+    assert!(
+        text.contains(&format!("loader    {loader} (reads /.dlx/no/preload")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -268,6 +293,23 @@ fn tools_run_from_dlx_in_an_empty_container() {
         // nothing complains about a missing library or version
         assert!(!both.contains("error while loading"), "{tool}: {both}");
         assert!(!both.contains("Couldn't find"), "{tool}: {both}");
+    }
+
+    // the container's LD_* variables do not reach the tools: the loader would
+    // complain that it cannot preload a library that is not there
+    for tool in ["curl", "ss", "strace"] {
+        let out = in_empty(
+            root,
+            &["-e", "LD_PRELOAD=/missing.so", "-e", "LD_AUDIT=/missing.so"],
+            tool,
+            &["--version"],
+        );
+        assert!(out.status.success(), "{tool}: {}", describe(&out));
+        assert!(
+            !stderr(&out).contains("missing.so"),
+            "{tool}: {}",
+            describe(&out)
+        );
     }
 
     // what a wrapped tool starts inherits nothing of the wrapper: no LD_* variable
