@@ -899,6 +899,12 @@ pub(crate) mod tests {
                 .unwrap_err()
                 .to_string()
         };
+        // The test packages with one file of `package` replaced.
+        let with = |package: &str, path: &str, mode: u32, data: Vec<u8>| {
+            let mut x = packages();
+            x.add(package, vec![Entry::file(path, mode, 0, data)]);
+            x
+        };
         let e = err(
             "[[tools]]\nname = \"nope\"\npackage = \"iproute2\"\n",
             &packages(),
@@ -910,45 +916,33 @@ pub(crate) mod tests {
             &packages(),
         );
         assert!(e.contains("no program ip"), "{e}");
-        let mut x = packages();
-        x.add(
+        let x = with(
             "libmnl0",
-            vec![Entry::file(
-                "./usr/lib/x86_64-linux-gnu/libmnl.so.0.2.0",
-                0o644,
-                0,
-                obj("needed=libgone.so.1"),
-            )],
+            "./usr/lib/x86_64-linux-gnu/libmnl.so.0.2.0",
+            0o644,
+            obj("needed=libgone.so.1"),
         );
         let e = err(TOOLS, &x);
         assert!(
             e.contains("libgone.so.1") && e.contains("libmnl.so.0.2.0"),
             "{e}"
         );
-        let mut x = packages();
-        x.add(
+        let x = with(
             "busybox-static",
-            vec![Entry::file(
-                "./usr/bin/busybox",
-                0o755,
-                0,
-                obj("interp=/lib/ld.so"),
-            )],
+            "./usr/bin/busybox",
+            0o755,
+            obj("interp=/lib/ld.so"),
         );
         assert!(err(TOOLS, &x).contains("not static"));
-        let mut x = packages();
-        x.add(
+        let x = with(
             "busybox-static",
-            vec![Entry::file(
-                "./usr/bin/busybox",
-                0o755,
-                0,
-                busybox_bytes()
-                    .split(|b| *b == 0)
-                    .filter(|name| *name != b"awk")
-                    .collect::<Vec<_>>()
-                    .join(&0),
-            )],
+            "./usr/bin/busybox",
+            0o755,
+            busybox_bytes()
+                .split(|b| *b == 0)
+                .filter(|name| *name != b"awk")
+                .collect::<Vec<_>>()
+                .join(&0),
         );
         let e = err(TOOLS, &x);
         assert!(
@@ -956,15 +950,11 @@ pub(crate) mod tests {
             "{e}"
         );
         // a loader whose preload file cannot be found fails the assembly
-        let mut x = packages();
-        x.add(
+        let x = with(
             "libc6",
-            vec![Entry::file(
-                "./usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                0o755,
-                0,
-                obj("loader"),
-            )],
+            "./usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            0o755,
+            obj("loader"),
         );
         let e = err(TOOLS, &x);
         assert!(
