@@ -51,6 +51,32 @@ pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 const DERIVED_KINDS: [&str; 2] = ["packages-table", "layer"];
 
 /// A temporary file name unique across processes (pid) and threads (counter).
+/// Remove what [`temp_name`] named in `dir` and a crashed run left behind: entries
+/// (files or whole trees) older than [`STALE_TEMP`]. Best effort: what cannot be
+/// read or removed stays.
+pub(crate) fn sweep_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > STALE_TEMP);
+        if old {
+            let path = e.path();
+            tracing::debug!(path = %path.display(), "removing a stale temporary entry");
+            let _ = fs::remove_file(&path).or_else(|_| fs::remove_dir_all(&path));
+        }
+    }
+}
+
 pub(crate) fn temp_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -70,10 +96,10 @@ impl Cache {
         };
         for dir in [cache.blob_dir(), cache.pointer_dir()] {
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-            cache.sweep(&dir);
+            sweep_stale_temps(&dir);
         }
         for kind in DERIVED_KINDS {
-            cache.sweep(&cache.root.join(kind));
+            sweep_stale_temps(&cache.root.join(kind));
         }
         Ok(cache)
     }
@@ -93,29 +119,6 @@ impl Cache {
     /// Where the blob with this digest lives (whether or not it exists).
     pub fn blob_path(&self, sha256: &str) -> PathBuf {
         self.blob_dir().join(sha256)
-    }
-
-    fn sweep(&self, dir: &Path) {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return;
-        };
-        let now = SystemTime::now();
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
-                continue;
-            }
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age > STALE_TEMP);
-            if old {
-                tracing::debug!(path = %e.path().display(), "removing stale temporary file");
-                let _ = fs::remove_file(e.path());
-            }
-        }
     }
 
     /// The path of a verified blob: present, of `size` bytes when given, and hashing to

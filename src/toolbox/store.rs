@@ -12,14 +12,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::layout::{Layout, Linkage, Node};
 use super::ToolboxError;
-use crate::apt::cache::{temp_name, TEMP_PREFIX};
+use crate::apt::cache::{sweep_stale_temps, temp_name};
 
 /// Bump when the same packages and manifest would give a different tree: trees of
 /// other versions are not used (not even when the archive cannot be reached), and a
@@ -32,8 +31,6 @@ pub const DESCRIPTION: &str = "toolbox.json";
 
 /// Largest description read back.
 const DESCRIPTION_LIMIT: u64 = 4 << 20;
-/// Temporary trees older than this are leftovers of killed processes.
-const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
 
 /// A package the tree was assembled from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,26 +316,7 @@ impl Store {
             fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o755))
                 .map_err(io_err("set the mode of", &self.dir))?;
         }
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return Ok(());
-        };
-        let now = SystemTime::now();
-        for entry in entries.flatten() {
-            if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                continue;
-            }
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age > STALE_TEMP);
-            if old {
-                let path = entry.path();
-                tracing::debug!(path = %path.display(), "removing a stale temporary toolbox");
-                let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
-            }
-        }
+        sweep_stale_temps(&self.dir);
         Ok(())
     }
 }
@@ -406,6 +384,7 @@ pub fn write_tree(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apt::cache::TEMP_PREFIX;
 
     fn record(name: &str, version: &str) -> PackageRecord {
         PackageRecord {
