@@ -656,24 +656,25 @@ fn podman_and_ctr_containers_are_found_without_an_engine() {
     assert_eq!(ns, host_ns(p.pid()));
 }
 
+/// `dlx exec --toolbox none EXTRA... TARGET -- /probe ns` with `DOCKER_HOST=host`.
+fn probe_ns_via(host: &str, extra: &[&str], target: &str) -> Output {
+    run_timeout(
+        dlx()
+            .env("DOCKER_HOST", host)
+            .args(["exec", "--toolbox", "none"])
+            .args(extra)
+            .args([target, "--", "/probe", "ns"]),
+        60,
+    )
+}
+
 #[test]
 fn dead_docker_socket_falls_back_to_the_cgroups() {
     let c = Container::probe("deadsock", &[]);
-    let out = run_timeout(
-        dlx()
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .args([
-                "exec",
-                "--toolbox",
-                "none",
-                "--engine",
-                "docker",
-                &c.id()[..12],
-                "--",
-                "/probe",
-                "ns",
-            ]),
-        60,
+    let out = probe_ns_via(
+        "unix:///nonexistent/docker.sock",
+        &["--engine", "docker"],
+        &c.id()[..12],
     );
     assert_eq!(fields(&ok(&out)), host_ns(c.pid()));
     let err = stderr(&out);
@@ -689,21 +690,10 @@ fn hung_docker_falls_back_after_the_answer_timeout() {
     let c = Container::probe("hung", &[]);
     let sock = hung_socket();
     let started = Instant::now();
-    let out = run_timeout(
-        dlx()
-            .env("DOCKER_HOST", format!("unix://{}", sock.display()))
-            .args([
-                "exec",
-                "--toolbox",
-                "none",
-                "--engine",
-                "docker",
-                &c.id()[..12],
-                "--",
-                "/probe",
-                "ns",
-            ]),
-        60,
+    let out = probe_ns_via(
+        &format!("unix://{}", sock.display()),
+        &["--engine", "docker"],
+        &c.id()[..12],
     );
     let took = started.elapsed();
     assert_eq!(fields(&ok(&out)), host_ns(c.pid()));
@@ -1161,18 +1151,7 @@ fn stopped_dockerd_leaves_no_engine_the_same_init_as_its_api_said() {
     assert_exec_suite_no_engine(&id[..12], pid);
 
     // Pointed at the dead engine, dlx finds out, says so, and does the same.
-    let out = run_timeout(
-        dlx().env("DOCKER_HOST", engine.host()).args([
-            "exec",
-            "--toolbox",
-            "none",
-            &id[..12],
-            "--",
-            "/probe",
-            "ns",
-        ]),
-        60,
-    );
+    let out = probe_ns_via(&engine.host(), &[], &id[..12]);
     assert_eq!(fields(&ok(&out)), namespaces);
     let err = stderr(&out);
     assert!(
