@@ -21,6 +21,7 @@ use crate::cli::ExecArgs;
 use crate::engine::{ContainerSummary, Docker, Engine};
 use crate::exit::ExitStatus;
 use crate::fanout::{self, Ended, FanoutError, FanoutSettings, Prefixer};
+use crate::ns::NsKind;
 use crate::output;
 use crate::settings::{ExecSettings, TargetSpec};
 use crate::sys::{self, Fork, LinuxSys, Sys};
@@ -39,11 +40,17 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     exec::protect(&settings)?;
     let mut targets = Targets::list(&fan)?;
     tracing::info!(count = targets.len(), "fan-out");
-    // Found once here, not by every session. Only sessions that enter the
-    // container's filesystem use it, as in `dlx exec`.
-    let toolbox = match settings.host_tools {
-        true => None,
-        false => toolbox::prepare(&settings.toolbox, &toolbox::PrepareOptions::for_host()?)?,
+    // Found once here, not by every session, and only when the sessions enter the
+    // containers' filesystems (`--ns` without mnt and `--host-tools` do not), as in
+    // `dlx exec`: otherwise a missing toolbox would be fetched for nothing.
+    let enters_fs = !settings.host_tools
+        && settings
+            .namespaces
+            .as_ref()
+            .is_none_or(|kinds| kinds.contains(&NsKind::Mnt));
+    let toolbox = match enters_fs {
+        true => toolbox::prepare(&settings.toolbox, &toolbox::PrepareOptions::for_host()?)?,
+        false => None,
     };
     let signals = sys::block_signals()?;
 
