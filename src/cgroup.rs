@@ -207,6 +207,91 @@ pub fn open_procs(
     Ok(fds)
 }
 
+/// The container's freezer, and dlx's own place in the same hierarchy: what a
+/// handover (`crate::handover`) freezes, and where the processes that must keep
+/// running meanwhile wait it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freezer {
+    /// The container's directory in the hierarchy.
+    dir: PathBuf,
+    /// dlx's own directory in the hierarchy.
+    home: PathBuf,
+    /// The hierarchy as `/proc/<pid>/cgroup` names it, and the container's path there.
+    membership: Membership,
+    v2: bool,
+}
+
+/// The freezer of the container whose memberships are `target` (dlx's own are `own`):
+/// v1's freezer controller, else v2's `cgroup.freeze`. `None` when neither is mounted
+/// or the container sits at the hierarchy's root.
+pub fn freezer(target: &[Membership], own: &[Membership], mounts: &[Mount]) -> Option<Freezer> {
+    let v1 = |m: &&Membership| m.controllers.iter().any(|c| c == "freezer");
+    let v2 = |m: &&Membership| m.hierarchy == 0 && m.controllers.is_empty();
+    let (membership, is_v2) = match target.iter().find(v1) {
+        Some(m) => (m, false),
+        None => (target.iter().find(v2)?, true),
+    };
+    if membership.path == "/" {
+        return None;
+    }
+    let ours = own
+        .iter()
+        .find(|o| o.hierarchy == membership.hierarchy && o.controllers == membership.controllers)?;
+    Some(Freezer {
+        dir: dir_of(membership, mounts)?,
+        home: dir_of(ours, mounts)?,
+        membership: membership.clone(),
+        v2: is_v2,
+    })
+}
+
+impl Freezer {
+    /// The container's directory (what a handover locks).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the container is frozen now.
+    pub fn is_frozen(&self) -> bool {
+        match self.v2 {
+            false => {
+                read_small(&self.dir.join("freezer.state")).is_some_and(|s| s.trim() == "FROZEN")
+            }
+            true => read_small(&self.dir.join("cgroup.events"))
+                .is_some_and(|s| s.lines().any(|l| l.trim() == "frozen 1")),
+        }
+    }
+
+    /// Ask the kernel to freeze (or thaw) the container; [`Freezer::is_frozen`] says
+    /// when every task has stopped.
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), sys::SysError> {
+        let (file, value): (&str, &[u8]) = match (self.v2, frozen) {
+            (false, true) => ("freezer.state", b"FROZEN"),
+            (false, false) => ("freezer.state", b"THAWED"),
+            (true, true) => ("cgroup.freeze", b"1"),
+            (true, false) => ("cgroup.freeze", b"0"),
+        };
+        sys::write_file(&self.dir.join(file).to_string_lossy(), value)
+    }
+
+    /// Whether process `pid` is in the container's cgroup of this hierarchy.
+    pub fn holds(&self, pid: i32) -> bool {
+        sys::read_file(&format!("/proc/{pid}/cgroup"), 64 * 1024)
+            .map(|raw| parse(&String::from_utf8_lossy(&raw)).contains(&self.membership))
+            .unwrap_or(false)
+    }
+
+    /// Move process `pid` out of the container's cgroup of this hierarchy into dlx's,
+    /// or back (`out` false).
+    pub fn move_process(&self, pid: i32, out: bool) -> Result<(), sys::SysError> {
+        let dir = if out { &self.home } else { &self.dir };
+        sys::write_file(
+            &dir.join("cgroup.procs").to_string_lossy(),
+            pid.to_string().as_bytes(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +362,30 @@ mod tests {
             PathBuf::from("/sys/fs/cgroup/unified/")
         );
         assert_eq!(dir_of(&m[0], &mounts), None);
+    }
+
+    #[test]
+    fn the_freezer_is_v1s_controller_else_v2s_cgroup_freeze() {
+        let info = "37 31 0:34 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n\
+                    41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        let mounts = mounts(info);
+        let own = parse("6:freezer:/\n0::/user.slice\n");
+        let hybrid = parse("6:freezer:/docker/abc\n0::/\n");
+        let f = freezer(&hybrid, &own, &mounts).unwrap();
+        assert_eq!(f.dir(), Path::new("/sys/fs/cgroup/freezer/docker/abc"));
+        assert_eq!(f.home, PathBuf::from("/sys/fs/cgroup/freezer/"));
+        assert!(!f.v2);
+        let unified = parse("0::/system.slice/docker-abc.scope\n");
+        let f = freezer(&unified, &own, &mounts).unwrap();
+        assert_eq!(
+            f.dir(),
+            Path::new("/sys/fs/cgroup/unified/system.slice/docker-abc.scope")
+        );
+        assert_eq!(f.home, PathBuf::from("/sys/fs/cgroup/unified/user.slice"));
+        assert!(f.v2);
+        // A container at the root of its only hierarchy has nothing of its own to freeze.
+        assert_eq!(freezer(&parse("0::/\n"), &own, &mounts), None);
+        // Nor does one whose freezer hierarchy is not mounted.
+        assert_eq!(freezer(&hybrid, &own, &[]), None);
     }
 }

@@ -82,6 +82,7 @@ pub enum Step {
     UserNamespace,
     Keyring,
     NoNewPrivs,
+    Guard,
     Bounding,
     Identity,
     Workdir,
@@ -93,7 +94,7 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 19] = [
+    const ALL: [Step; 20] = [
         Step::ParentDeathSignal,
         Step::Cgroup,
         Step::Rlimit,
@@ -105,6 +106,7 @@ impl Step {
         Step::UserNamespace,
         Step::Keyring,
         Step::NoNewPrivs,
+        Step::Guard,
         Step::Bounding,
         Step::Identity,
         Step::Workdir,
@@ -133,6 +135,7 @@ impl Step {
             Step::View => "build the session's private view of the container's filesystem",
             Step::Keyring => "create a session keyring",
             Step::NoNewPrivs => "set no_new_privs",
+            Step::Guard => "install the attach guard (a seccomp filter)",
             Step::Bounding => "limit the capability bounding set",
             Step::Identity => "switch to the container user",
             Step::Workdir => "enter the working directory",
@@ -270,8 +273,13 @@ pub fn enter(plan: &Plan, sys: &dyn Sys) -> Result<Fork, Failure> {
     // Become the container's process. Keyrings are not namespaced: a new anonymous
     // session keyring keeps root's host keys out of reach.
     sys.join_new_session_keyring().map_err(at(Step::Keyring))?;
-    // no_new_privs: setuid binaries planted in the container gain nothing.
+    // no_new_privs: setuid binaries planted in the container gain nothing (and the
+    // attach guard needs no privilege).
     sys.set_no_new_privs().map_err(at(Step::NoNewPrivs))?;
+    // The attach guard: every ptrace attach request of the session stops for P to
+    // decide (`crate::handover`), so that the toolbox's strace can get P's hold on a
+    // session process without anybody else getting it first.
+    sys.guard_attaches().map_err(at(Step::Guard))?;
     // runc's order: bounding set first (needs CAP_SETPCAP), then keep permitted
     // capabilities across the uid change, then the ids, then the final sets.
     if let Some(caps) = &plan.caps {
@@ -454,6 +462,7 @@ mod tests {
         let order = [
             "wait_go",
             "set_no_new_privs",
+            "guard_attaches",
             "limit_bounding_set",
             "set_keep_caps",
             "set_ids",

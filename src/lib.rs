@@ -42,6 +42,7 @@ pub mod doctor;
 pub mod engine;
 pub mod exit;
 pub mod fanout;
+pub mod handover;
 pub mod identity;
 pub mod launch;
 pub mod logging;

@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signalfd::SignalFd;
 
+use crate::handover::Handover;
 use crate::launch::{Report, Step, REPORT_LEN};
 use crate::sys::{self, ChildEnd, SysError};
 
@@ -140,17 +141,6 @@ pub fn start(
     }
 }
 
-/// Whether dlx follows the children of traced process `pid` (just past an exec).
-/// Toolbox programs run through the toolbox's own loader; their children are left
-/// to them, so that strace in a session can trace what it starts (which keeps
-/// everybody else out just as well).
-fn follows_forks(pid: i32) -> bool {
-    !sys::exe_path(pid).is_some_and(|exe| exe.starts_with(TOOLBOX_LOADER_DIR))
-}
-
-/// Where the toolbox keeps its loader, as the session sees it.
-const TOOLBOX_LOADER_DIR: &str = crate::toolbox::LIB;
-
 /// Trace the enterer and its child until the enterer has exited and the child has
 /// either completed its exec (then it is released) or ended.
 fn follow_guarded(enterer: i32) -> Result<(ChildEnd, Option<i32>, Option<ChildEnd>), SessionError> {
@@ -169,12 +159,18 @@ fn follow_guarded(enterer: i32) -> Result<(ChildEnd, Option<i32>, Option<ChildEn
                 // trace, and takes every process it starts, so that nobody else can
                 // attach to any of them either.
                 command.get_or_insert(pid);
-                sys::trace_hold(pid, follows_forks(pid))?;
+                sys::trace_hold(pid)?;
                 released = true;
                 // From here on the command's own events wait for `relay`; only the
                 // enterer's exit is still to come.
                 if enterer_end.is_none() {
                     enterer_end = Some(sys::wait_child(enterer)?);
+                }
+            }
+            // dlx's own code makes no ptrace request and no syscall stop was asked for.
+            sys::Traced::Seccomp(pid) | sys::Traced::Syscall(pid) => {
+                if let Err(e) = sys::trace_continue(pid, 0) {
+                    tracing::debug!(pid, error = %e, "traced process vanished");
                 }
             }
             sys::Traced::Stopped { pid, signal } => {
@@ -202,7 +198,8 @@ fn follow_guarded(enterer: i32) -> Result<(ChildEnd, Option<i32>, Option<ChildEn
 }
 
 /// Relay stdio and signals until the command ends. `forward_stdin` says whether
-/// dlx's own stdin is passed on (`-i`).
+/// dlx's own stdin is passed on (`-i`); `handover` decides the session's attach
+/// requests.
 pub fn relay(
     command: Started,
     report: OwnedFd,
@@ -210,7 +207,9 @@ pub fn relay(
     signals: &SignalFd,
     forward_stdin: bool,
     transcript: Option<BorrowedFd<'_>>,
+    handover: &Handover,
 ) -> Result<Outcome, SessionError> {
+    let mut on_attach = |caller| handover.on_attach(caller);
     // A command that already ended while guarded has nothing left to wait for.
     let pidfd = match command.ended {
         None => Some(sys::pidfd_open(command.pid)?),
@@ -285,11 +284,11 @@ pub fn relay(
                     let child_changed =
                         forward_signals(signals, pidfd.as_fd(), pty.as_ref().map(|p| p.as_fd()));
                     if child_changed && ended.is_none() {
-                        ended = sys::service_traced(command.pid, follows_forks)?;
+                        ended = sys::service_traced(command.pid, &mut on_attach)?;
                     }
                 }
                 b'p' if ended.is_none() => {
-                    ended = sys::service_traced(command.pid, follows_forks)?;
+                    ended = sys::service_traced(command.pid, &mut on_attach)?;
                 }
                 b'r' => {
                     let r = report

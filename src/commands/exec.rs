@@ -13,6 +13,7 @@ use crate::cgroup;
 use crate::cli::ExecArgs;
 use crate::engine::{self, Cgroups};
 use crate::exit::ExitStatus;
+use crate::handover::Handover;
 use crate::identity;
 use crate::launch::{self, Plan, Report, Step};
 use crate::ns::{self, NsKind};
@@ -210,14 +211,23 @@ pub(super) fn enter(
         })
     };
     let host_side = !settings.host_tools;
+    let own_cgroups = cgroup::parse(&String::from_utf8_lossy(&sys::read_file(
+        "/proc/self/cgroup",
+        64 * 1024,
+    )?));
     let cgroup_procs = if settings.join_cgroup {
-        let own = cgroup::parse(&String::from_utf8_lossy(&sys::read_file(
-            "/proc/self/cgroup",
-            64 * 1024,
-        )?));
-        cgroup::open_procs(&pinned.cgroups, &own, &mounts)?
+        cgroup::open_procs(&pinned.cgroups, &own_cgroups, &mounts)?
     } else {
         Vec::new()
+    };
+    // Who may get dlx's hold on a session process: the toolbox's own tracers, with
+    // the container frozen meanwhile.
+    let handover = match settings.host_tools {
+        true => Handover::outside(),
+        false => Handover::new(
+            toolbox.as_ref().map(|t| t.root.clone()),
+            cgroup::freezer(&pinned.cgroups, &own_cgroups, &mounts),
+        ),
     };
 
     // A forensic session keeps a transcript of its output, beside the audit log.
@@ -317,6 +327,7 @@ pub(super) fn enter(
                 &signals,
                 settings.interactive,
                 transcript.as_ref().map(|t| t.as_fd()),
+                &handover,
             )?
         }
     };

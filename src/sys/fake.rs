@@ -104,6 +104,9 @@ impl Sys for FakeSys {
     fn set_no_new_privs(&self) -> Result<(), SysError> {
         self.record("set_no_new_privs", String::new())
     }
+    fn guard_attaches(&self) -> Result<(), SysError> {
+        self.record("guard_attaches", String::new())
+    }
     fn limit_bounding_set(&self, keep: u64) -> Result<(), SysError> {
         self.record("limit_bounding_set", format!("{keep:#x}"))
     }

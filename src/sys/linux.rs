@@ -148,6 +148,31 @@ impl Sys for LinuxSys {
             .map_err(|e| SysError::new("prctl(PR_SET_NO_NEW_PRIVS)", "self", e))
     }
 
+    fn guard_attaches(&self) -> Result<(), SysError> {
+        let program = attach_guard_program();
+        let prog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `prog` points at `program`, which outlives the call; the kernel
+        // copies the filter. no_new_privs is set, so no privilege is needed.
+        let rc = unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if rc != 0 {
+            return Err(SysError::new(
+                "prctl(PR_SET_SECCOMP)",
+                "attach guard",
+                Errno::last(),
+            ));
+        }
+        Ok(())
+    }
+
     fn limit_bounding_set(&self, keep: u64) -> Result<(), SysError> {
         for cap in caps::all() {
             if keep & cap.bitmask() == 0 {
@@ -420,6 +445,35 @@ pub fn ns_identity(dir: BorrowedFd<'_>, kind: &str) -> Result<(u64, u64), SysErr
 pub fn open_write(path: &str) -> Result<OwnedFd, SysError> {
     rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, RxMode::empty())
         .map_err(|e| SysError::new("open", path.to_string(), rx(e)))
+}
+
+/// Write `data` to an existing host file in one write (a cgroup control file).
+pub fn write_file(path: &str, data: &[u8]) -> Result<(), SysError> {
+    let fd = open_write(path)?;
+    let n = rustix::io::write(&fd, data)
+        .map_err(|e| SysError::new("write", path.to_string(), rx(e)))?;
+    if n != data.len() {
+        return Err(SysError::new("write", path.to_string(), Errno::EIO));
+    }
+    Ok(())
+}
+
+/// Take an exclusive advisory lock on host directory `path`, held until the returned
+/// descriptor is dropped (waits for other holders).
+pub fn lock_dir(path: &str) -> Result<OwnedFd, SysError> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        RxMode::empty(),
+    )
+    .map_err(|e| SysError::new("open", path.to_string(), rx(e)))?;
+    loop {
+        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(fd),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(SysError::new("flock", path.to_string(), rx(e))),
+        }
+    }
 }
 
 /// Read a small host file (at most `limit` bytes).
@@ -841,6 +895,103 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// `ptrace` as each ABI a process of this machine may call it with numbers it:
+/// (`AUDIT_ARCH_*`, syscall number).
+#[cfg(target_arch = "x86_64")]
+const PTRACE_SYSCALLS: &[(u32, u32)] = &[
+    (0xC000_003E, libc::SYS_ptrace as u32), // x86_64
+    (0xC000_003E, 0x4000_0000 | 521),       // x32
+    (0x4000_0003, 26),                      // i386
+];
+#[cfg(target_arch = "aarch64")]
+const PTRACE_SYSCALLS: &[(u32, u32)] = &[
+    (0xC000_00B7, libc::SYS_ptrace as u32), // aarch64
+    (0x4000_0028, 26),                      // arm
+];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const PTRACE_SYSCALLS: &[(u32, u32)] = &[];
+
+/// The ptrace requests that make a tracer: the guard stops these for dlx.
+const ATTACH_REQUESTS: [u32; 3] = [
+    libc::PTRACE_TRACEME,
+    libc::PTRACE_ATTACH,
+    0x4206, // PTRACE_SEIZE
+];
+
+/// The attach guard, as a classic BPF program over `struct seccomp_data`: for
+/// `ptrace(r, ...)` with `r` in [`ATTACH_REQUESTS`] (any ABI in [`PTRACE_SYSCALLS`]),
+/// `SECCOMP_RET_TRACE` (the tracer, dlx, is stopped to decide; with no tracer that
+/// asked for it the call fails with ENOSYS); everything else is allowed.
+pub fn attach_guard_program() -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    // The low 32 bits of args[0] (the request).
+    #[cfg(target_endian = "little")]
+    const REQUEST: u32 = 16;
+    #[cfg(target_endian = "big")]
+    const REQUEST: u32 = 20;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut p = Vec::new();
+    // One block of four per ABI; a match jumps to the request check after them.
+    let check = 4 * PTRACE_SYSCALLS.len() + 1;
+    for (arch, nr) in PTRACE_SYSCALLS {
+        p.push(op(LD_W_ABS, 0, 0, ARCH));
+        p.push(op(JEQ_K, 0, 2, *arch));
+        p.push(op(LD_W_ABS, 0, 0, NR));
+        let here = p.len();
+        p.push(op(JEQ_K, (check - here - 1) as u8, 0, *nr));
+    }
+    p.push(op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW));
+    p.push(op(LD_W_ABS, 0, 0, REQUEST));
+    let n = ATTACH_REQUESTS.len();
+    for (i, request) in ATTACH_REQUESTS.iter().enumerate() {
+        // Jump over the remaining checks and the allow, to the trace.
+        p.push(op(JEQ_K, (n - i) as u8, 0, *request));
+    }
+    p.push(op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW));
+    p.push(op(RET_K, 0, 0, libc::SECCOMP_RET_TRACE));
+    p
+}
+
+/// A ptrace attach request a traced process is stopped at (by the attach guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachRequest {
+    /// `PTRACE_ATTACH` or `PTRACE_SEIZE` of `pid`, in the caller's PID namespace.
+    Attach { pid: i32 },
+    /// `PTRACE_TRACEME`: the caller asks its parent to trace it.
+    TraceMe,
+}
+
+/// The attach request traced process `pid` is stopped at, if its stop is the attach
+/// guard's (`None` for any other seccomp stop).
+pub fn attach_request(pid: i32) -> Result<Option<AttachRequest>, SysError> {
+    let info = nix::sys::ptrace::syscall_info(nix::unistd::Pid::from_raw(pid))
+        .map_err(|e| SysError::new("ptrace(PTRACE_GET_SYSCALL_INFO)", format!("pid {pid}"), e))?;
+    if info.op != libc::PTRACE_SYSCALL_INFO_SECCOMP {
+        return Ok(None);
+    }
+    // SAFETY: `op` says the kernel filled in the `seccomp` member of the union.
+    let seccomp = unsafe { info.u.seccomp };
+    let is_ptrace = PTRACE_SYSCALLS
+        .iter()
+        .any(|(arch, nr)| *arch == info.arch && u64::from(*nr) == seccomp.nr);
+    if !is_ptrace {
+        return Ok(None);
+    }
+    // The request is an `int` (truncated as the kernel truncates it for 32-bit ABIs).
+    let request = seccomp.args[0] as u32;
+    Ok(match request {
+        libc::PTRACE_TRACEME => Some(AttachRequest::TraceMe),
+        r if ATTACH_REQUESTS.contains(&r) => Some(AttachRequest::Attach {
+            pid: seccomp.args[1] as i32,
+        }),
+        _ => None,
+    })
+}
+
 /// An event in a traced child, as the entry guard sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Traced {
@@ -851,25 +1002,50 @@ pub enum Traced {
     /// `pid` stopped (signal-delivery or group stop) with this signal; 0 for an
     /// event stop.
     Stopped { pid: i32, signal: i32 },
+    /// `pid` stopped at the attach guard (see [`attach_request`]).
+    Seccomp(i32),
+    /// `pid` stopped at a syscall exit (after [`trace_to_syscall_exit`]).
+    Syscall(i32),
     /// `pid` ended.
     Ended { pid: i32, end: ChildEnd },
+}
+
+/// What dlx asks of every process it traces: every process and thread it starts is
+/// traced from birth too, execs are reported, the attach guard's stops reach dlx,
+/// syscall stops are told apart from SIGTRAP, and every traced process dies with dlx.
+fn trace_options() -> nix::sys::ptrace::Options {
+    use nix::sys::ptrace::Options;
+    Options::PTRACE_O_TRACEFORK
+        | Options::PTRACE_O_TRACEVFORK
+        | Options::PTRACE_O_TRACECLONE
+        | Options::PTRACE_O_TRACEEXEC
+        | Options::PTRACE_O_TRACESECCOMP
+        | Options::PTRACE_O_TRACESYSGOOD
+        | Options::PTRACE_O_EXITKILL
 }
 
 /// Trace `pid` (a child that waits for us) so that the process it forks is traced by
 /// us from its first instruction, and killed if dlx dies.
 pub fn trace_forks(pid: i32) -> Result<(), SysError> {
-    use nix::sys::ptrace::{seize, Options};
-    let options =
-        Options::PTRACE_O_TRACEFORK | Options::PTRACE_O_TRACEEXEC | Options::PTRACE_O_EXITKILL;
-    seize(nix::unistd::Pid::from_raw(pid), options)
+    nix::sys::ptrace::seize(nix::unistd::Pid::from_raw(pid), trace_options())
         .map_err(|e| SysError::new("ptrace(PTRACE_SEIZE)", format!("pid {pid}"), e))
 }
 
 /// Wait for the next event of any traced child.
 pub fn wait_traced() -> Result<Traced, SysError> {
+    wait_traced_of(None)
+}
+
+/// Wait for the next event of traced process `pid` (others stay queued).
+pub fn wait_traced_pid(pid: i32) -> Result<Traced, SysError> {
+    wait_traced_of(Some(pid))
+}
+
+fn wait_traced_of(pid: Option<i32>) -> Result<Traced, SysError> {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let which = pid.map(nix::unistd::Pid::from_raw);
     loop {
-        let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
+        let status = match waitpid(which, Some(WaitPidFlag::__WALL)) {
             Ok(s) => s,
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(SysError::new("waitpid", "traced children", e)),
@@ -895,10 +1071,14 @@ pub fn wait_traced() -> Result<Traced, SysError> {
             WaitStatus::PtraceEvent(p, _, event) if event == libc::PTRACE_EVENT_EXEC => {
                 Traced::Execed(p.as_raw())
             }
+            WaitStatus::PtraceEvent(p, _, event) if event == libc::PTRACE_EVENT_SECCOMP => {
+                Traced::Seccomp(p.as_raw())
+            }
             WaitStatus::PtraceEvent(p, _, _) => Traced::Stopped {
                 pid: p.as_raw(),
                 signal: 0,
             },
+            WaitStatus::PtraceSyscall(p) => Traced::Syscall(p.as_raw()),
             WaitStatus::Stopped(p, sig) => Traced::Stopped {
                 pid: p.as_raw(),
                 signal: sig as i32,
@@ -913,6 +1093,27 @@ pub fn trace_continue(pid: i32, signal: i32) -> Result<(), SysError> {
     let sig = Signal::try_from(signal).ok();
     nix::sys::ptrace::cont(nix::unistd::Pid::from_raw(pid), sig)
         .map_err(|e| SysError::new("ptrace(PTRACE_CONT)", format!("pid {pid}"), e))
+}
+
+/// Let a stopped traced child go on to the end of the system call it is in, where it
+/// stops again ([`Traced::Syscall`]).
+pub fn trace_to_syscall_exit(pid: i32) -> Result<(), SysError> {
+    nix::sys::ptrace::syscall(nix::unistd::Pid::from_raw(pid), None)
+        .map_err(|e| SysError::new("ptrace(PTRACE_SYSCALL)", format!("pid {pid}"), e))
+}
+
+/// Stop traced process `pid` wherever it is (it reports a [`Traced::Stopped`]).
+pub fn trace_interrupt(pid: i32) -> Result<(), SysError> {
+    nix::sys::ptrace::interrupt(nix::unistd::Pid::from_raw(pid))
+        .map_err(|e| SysError::new("ptrace(PTRACE_INTERRUPT)", format!("pid {pid}"), e))
+}
+
+/// Stop tracing stopped process `pid`, delivering `signal` (0 for none). A process
+/// in a group stop stays stopped.
+pub fn trace_detach(pid: i32, signal: i32) -> Result<(), SysError> {
+    let sig = Signal::try_from(signal).ok();
+    nix::sys::ptrace::detach(nix::unistd::Pid::from_raw(pid), sig)
+        .map_err(|e| SysError::new("ptrace(PTRACE_DETACH)", format!("pid {pid}"), e))
 }
 
 /// A new pseudo-terminal pair (master, slave), both close-on-exec, the slave sized
@@ -973,20 +1174,11 @@ impl Drop for RawMode {
 
 /// Keep tracing `pid` (stopped at its exec event) for the rest of its life and let
 /// it run. Holding the trace is what keeps anybody else from attaching: a process has
-/// one tracer. With `follow_forks`, every process and thread it starts is traced from
-/// birth too (and each of their execs is reported); without, only its threads are,
-/// so that a tracer in the session (strace) can trace its own children. Every traced
-/// process dies with dlx.
-pub fn trace_hold(pid: i32, follow_forks: bool) -> Result<(), SysError> {
-    use nix::sys::ptrace::Options;
-    let p = nix::unistd::Pid::from_raw(pid);
-    let mut options = Options::PTRACE_O_TRACECLONE | Options::PTRACE_O_EXITKILL;
-    if follow_forks {
-        options |= Options::PTRACE_O_TRACEFORK
-            | Options::PTRACE_O_TRACEVFORK
-            | Options::PTRACE_O_TRACEEXEC;
-    }
-    nix::sys::ptrace::setoptions(p, options)
+/// one tracer. Every process and thread it starts is traced from birth too, each of
+/// their execs is reported, and each stops at the attach guard for dlx to decide
+/// (`crate::handover`). Every traced process dies with dlx.
+pub fn trace_hold(pid: i32) -> Result<(), SysError> {
+    nix::sys::ptrace::setoptions(nix::unistd::Pid::from_raw(pid), trace_options())
         .map_err(|e| SysError::new("ptrace(PTRACE_SETOPTIONS)", format!("pid {pid}"), e))?;
     trace_continue(pid, 0)
 }
@@ -998,12 +1190,12 @@ pub fn exe_path(pid: i32) -> Option<std::path::PathBuf> {
 
 /// Handle every pending stop of the session's traced processes without blocking, the
 /// way untraced processes would have behaved: signals are delivered, a group stop
-/// (SIGSTOP, ^Z) stays stopped until SIGCONT, new processes and threads run on. After
-/// an exec, `follow_forks(pid)` says whether that program's children are followed
-/// too. Returns how `command` ended, once it has.
+/// (SIGSTOP, ^Z) stays stopped until SIGCONT, new processes and threads run on. A stop
+/// at the attach guard goes to `on_attach`, which must let the process go on, and
+/// returns the ends it consumed on the way. Returns how `command` ended, once it has.
 pub fn service_traced(
     command: i32,
-    follow_forks: impl Fn(i32) -> bool,
+    on_attach: &mut dyn FnMut(i32) -> Vec<(i32, ChildEnd)>,
 ) -> Result<Option<ChildEnd>, SysError> {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let mut ended = None;
@@ -1041,15 +1233,12 @@ pub fn service_traced(
                     let _ = nix::sys::ptrace::cont(p, None);
                 }
             }
-            WaitStatus::PtraceEvent(p, _, event) if event == libc::PTRACE_EVENT_EXEC => {
-                if !follow_forks(p.as_raw()) {
-                    let _ = nix::sys::ptrace::setoptions(
-                        p,
-                        nix::sys::ptrace::Options::PTRACE_O_TRACECLONE
-                            | nix::sys::ptrace::Options::PTRACE_O_EXITKILL,
-                    );
+            WaitStatus::PtraceEvent(p, _, event) if event == libc::PTRACE_EVENT_SECCOMP => {
+                for (pid, end) in on_attach(p.as_raw()) {
+                    if pid == command {
+                        ended = Some(end);
+                    }
                 }
-                let _ = nix::sys::ptrace::cont(p, None);
             }
             // Fork, vfork, clone: the new one is traced already; the parent goes on.
             WaitStatus::PtraceEvent(p, _, _) | WaitStatus::PtraceSyscall(p) => {
@@ -1057,5 +1246,64 @@ pub fn service_traced(
             }
             WaitStatus::Continued(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run a classic BPF program of loads, equality jumps and returns over a
+    /// `seccomp_data` of (nr, arch, args[0]).
+    fn run(program: &[libc::sock_filter], nr: u32, arch: u32, request: u64) -> u32 {
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&nr.to_ne_bytes());
+        data[4..8].copy_from_slice(&arch.to_ne_bytes());
+        data[16..24].copy_from_slice(&request.to_ne_bytes());
+        let (mut pc, mut a) = (0usize, 0u32);
+        loop {
+            let op = program[pc];
+            match op.code as u32 {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                    let k = op.k as usize;
+                    a = u32::from_ne_bytes(data[k..k + 4].try_into().unwrap());
+                    pc += 1;
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += 1 + if a == op.k { op.jt } else { op.jf } as usize;
+                }
+                c if c == libc::BPF_RET | libc::BPF_K => return op.k,
+                other => panic!("unexpected op {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_attach_guard_traces_attach_requests_of_every_abi_and_nothing_else() {
+        let p = attach_guard_program();
+        let (trace, allow) = (libc::SECCOMP_RET_TRACE, libc::SECCOMP_RET_ALLOW);
+        for (arch, nr) in PTRACE_SYSCALLS {
+            for request in [0u64, 16, 0x4206] {
+                assert_eq!(
+                    run(&p, *nr, *arch, request),
+                    trace,
+                    "{arch:#x} {nr} {request}"
+                );
+            }
+            // PTRACE_PEEKDATA, PTRACE_CONT, PTRACE_INTERRUPT, PTRACE_DETACH: a tracer's
+            // work goes on untouched.
+            for request in [2u64, 7, 0x4207, 17] {
+                assert_eq!(
+                    run(&p, *nr, *arch, request),
+                    allow,
+                    "{arch:#x} {nr} {request}"
+                );
+            }
+        }
+        // Another syscall with the same first argument, or ptrace's number under
+        // another ABI, is allowed.
+        let (arch, nr) = PTRACE_SYSCALLS[0];
+        assert_eq!(run(&p, nr + 1, arch, 16), allow);
+        assert_eq!(run(&p, nr, 0x1234, 16), allow);
     }
 }

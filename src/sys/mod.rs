@@ -108,6 +108,10 @@ pub trait Sys {
     fn chdir_in_root(&self, path: &CStr) -> Result<(), SysError>;
     /// Set `no_new_privs`.
     fn set_no_new_privs(&self) -> Result<(), SysError>;
+    /// Install the seccomp filter that stops every ptrace attach request
+    /// (`PTRACE_ATTACH`, `PTRACE_SEIZE`, `PTRACE_TRACEME`) of this process and all it
+    /// starts for dlx, its tracer, to decide (see `crate::handover`).
+    fn guard_attaches(&self) -> Result<(), SysError>;
     /// Drop every capability outside `keep` from the bounding set.
     fn limit_bounding_set(&self, keep: u64) -> Result<(), SysError>;
     /// Keep permitted capabilities across the uid change that follows.

@@ -494,15 +494,21 @@ fn usage_errors_exit_125_not_2() {
 /// Parse the watcher's log into (attack, outcome, rest) lines about newcomers.
 /// No attack of the watcher got anywhere: no executable opened for writing, no host
 /// environment read, no attach (dlx traces every session process from birth to
-/// death: nobody else can), and no descriptor but a pipe stolen.
+/// death: nobody else can), and no descriptor but a pipe (or a toolbox wrapper
+/// script) stolen.
 pub fn assert_every_attack_failed(seen: &[(String, String, String)]) {
     for (kind, outcome, rest) in seen {
         match kind.as_str() {
             "exe-write" | "exe-reopen" => assert_eq!(outcome, "denied", "{kind} {outcome} {rest}"),
             "environ" => assert_ne!(outcome, "host-marker", "host environment read: {rest}"),
             "ptrace" => assert_eq!(outcome, "denied", "ptrace attach succeeded: {rest}"),
+            // A toolbox wrapper's shell holds its script open until it execs the
+            // tool: a read-only file of the toolbox, which the session's
+            // /proc/<pid>/root shows the container anyway.
             "getfd" => assert!(
-                rest.starts_with("pipe:[") || rest.starts_with("anon_inode:"),
+                rest.starts_with("pipe:[")
+                    || rest.starts_with("anon_inode:")
+                    || rest.starts_with("/.dlx/bin/"),
                 "stole {rest}"
             ),
             _ => {}
