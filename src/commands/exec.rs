@@ -49,10 +49,30 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
                 &toolbox::PrepareOptions::for_host()?,
             )?)
         };
-        enter(&settings, resolved, &mut audit, &toolbox)
+        enter(&settings, resolved, &mut audit, &toolbox, &Host::read()?)
     });
     audit.finish(&result);
     result
+}
+
+/// What every session reads the same of dlx's own side: its cgroup mounts, its own
+/// cgroups and namespaces. A fan-out reads them once for all its sessions.
+pub(super) struct Host {
+    mounts: Vec<cgroup::Mount>,
+    own_cgroups: Vec<cgroup::Membership>,
+    own_ns: Vec<(NsKind, ns::NsId)>,
+}
+
+impl Host {
+    pub(super) fn read() -> Result<Host> {
+        let mountinfo = sys::read_file("/proc/self/mountinfo", 4 << 20)?;
+        let own_cgroups = sys::read_file("/proc/self/cgroup", 64 * 1024)?;
+        Ok(Host {
+            mounts: cgroup::mounts(&String::from_utf8_lossy(&mountinfo)),
+            own_cgroups: cgroup::parse(&String::from_utf8_lossy(&own_cgroups)),
+            own_ns: pin::own_namespaces()?,
+        })
+    }
 }
 
 /// Step 1, before anything else: no inherited descriptors, not dumpable, no core
@@ -103,6 +123,7 @@ pub(super) fn enter(
     resolved: Resolved,
     audit: &mut audit::Session,
     toolbox: &dyn Fn() -> Result<Option<toolbox::Toolbox>>,
+    host: &Host,
 ) -> Result<ExitStatus> {
     ensure_single_threaded()?;
     audit.resolved(&resolved);
@@ -113,23 +134,20 @@ pub(super) fn enter(
     };
     let pinned = pin::pin(resolved.pid, expect)
         .with_context(|| format!("cannot enter {}", resolved.label()))?;
-    let mountinfo =
-        String::from_utf8_lossy(&sys::read_file("/proc/self/mountinfo", 4 << 20)?).into_owned();
-    let mounts = cgroup::mounts(&mountinfo);
-    if cgroup::is_frozen(&pinned.cgroups, &mounts) {
+    let mounts = &host.mounts;
+    if cgroup::is_frozen(&pinned.cgroups, mounts) {
         bail!("{} is paused (its cgroup is frozen)\nhint: unpause it first (`docker unpause`); dlx will not join a frozen cgroup", resolved.label());
     }
 
     // 4. Decide everything the session will be, while still on the host. Host tools
     //    share only the container's network, uts and ipc namespaces and keep the
     //    host's filesystem, so they must stay out of its PID namespace and cgroup.
-    let own_ns = pin::own_namespaces()?;
     let wanted = if settings.host_tools {
         Some(&HOST_TOOLS_NS[..])
     } else {
         settings.namespaces.as_deref()
     };
-    let joins = ns::plan(&pinned.namespaces, &own_ns, wanted);
+    let joins = ns::plan(&pinned.namespaces, &host.own_ns, wanted);
     tracing::debug!(?joins, "namespaces to join");
     audit.joined(&joins);
     let joins_mnt = joins.iter().any(|j| j.kind == NsKind::Mnt);
@@ -211,12 +229,8 @@ pub(super) fn enter(
         })
     };
     let host_side = !settings.host_tools;
-    let own_cgroups = cgroup::parse(&String::from_utf8_lossy(&sys::read_file(
-        "/proc/self/cgroup",
-        64 * 1024,
-    )?));
     let cgroup_procs = if settings.join_cgroup {
-        cgroup::open_procs(&pinned.cgroups, &own_cgroups, &mounts)?
+        cgroup::open_procs(&pinned.cgroups, &host.own_cgroups, mounts)?
     } else {
         Vec::new()
     };
@@ -226,7 +240,7 @@ pub(super) fn enter(
         true => Handover::outside(),
         false => Handover::new(
             toolbox.as_ref().map(|t| t.root.clone()),
-            cgroup::freezer(&pinned.cgroups, &own_cgroups, &mounts),
+            cgroup::freezer(&pinned.cgroups, &host.own_cgroups, mounts),
         ),
     };
 

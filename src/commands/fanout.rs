@@ -52,6 +52,7 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
         true => toolbox::prepare(&settings.toolbox, &toolbox::PrepareOptions::for_host()?)?,
         false => None,
     };
+    let host = exec::Host::read()?;
     let signals = sys::block_signals()?;
 
     let mut running: Vec<Running> = Vec::new();
@@ -69,7 +70,9 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
             targets.settle()?;
             let mut session = settings.clone();
             session.target = TargetSpec::Container(container.id.clone());
-            running.push(start(&session, container, resolved, &toolbox, next_index)?);
+            running.push(start(
+                &session, container, resolved, &toolbox, &host, next_index,
+            )?);
             next_index += 1;
         }
         if running.is_empty() {
@@ -255,6 +258,7 @@ fn start(
     container: ContainerSummary,
     resolved: Result<Resolved>,
     toolbox: &Option<Toolbox>,
+    host: &exec::Host,
     index: usize,
 ) -> Result<Running> {
     let (out_r, out_w) = sys::pipe()?;
@@ -271,6 +275,7 @@ fn start(
                 &container,
                 resolved,
                 toolbox,
+                host,
                 [null, out_w, err_w],
             )
         }
@@ -294,6 +299,7 @@ fn session(
     container: &ContainerSummary,
     resolved: Result<Resolved>,
     toolbox: &Option<Toolbox>,
+    host: &exec::Host,
     stdio: [OwnedFd; 3],
 ) -> ! {
     use std::os::fd::AsRawFd;
@@ -309,7 +315,7 @@ fn session(
     std::mem::forget(stdio); // closed already, by number
     let mut audit = audit::Session::begin(&settings.audit_log, &container.id, &settings.command);
     let result =
-        resolved.and_then(|r| exec::enter(settings, r, &mut audit, &|| Ok(toolbox.clone())));
+        resolved.and_then(|r| exec::enter(settings, r, &mut audit, &|| Ok(toolbox.clone()), host));
     audit.finish(&result);
     let status = result.unwrap_or_else(|e| {
         output::error(&e);
