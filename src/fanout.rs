@@ -22,8 +22,6 @@ pub struct FanoutSettings {
     pub filters: Vec<Filter>,
     /// The command, as the operator gave it.
     pub command: Vec<String>,
-    pub docker_host: Option<String>,
-    pub api_version: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,11 +43,9 @@ pub enum FanoutError {
 }
 
 impl FanoutSettings {
-    /// Resolve the fan-out flags of `args`, reading dlx's environment through `env`.
-    pub fn resolve(
-        args: &ExecArgs,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, FanoutError> {
+    /// Resolve the fan-out flags of `args` (the engine and its socket are the exec
+    /// settings').
+    pub fn resolve(args: &ExecArgs) -> Result<Self, FanoutError> {
         if args.tty {
             return Err(FanoutError::Tty);
         }
@@ -67,12 +63,7 @@ impl FanoutSettings {
             .iter()
             .map(|f| parse_filter(f))
             .collect::<Result<_, _>>()?;
-        Ok(FanoutSettings {
-            filters,
-            command,
-            docker_host: env("DOCKER_HOST"),
-            api_version: env("DOCKER_API_VERSION"),
-        })
+        Ok(FanoutSettings { filters, command })
     }
 
     /// How the selection reads in messages: `--filter label=app=web` or `--all`.
@@ -270,14 +261,11 @@ mod tests {
             "-l",
         ]);
         assert!(a.fanout.requested());
-        let s = FanoutSettings::resolve(&a, |_| None).unwrap();
+        let s = FanoutSettings::resolve(&a).unwrap();
         assert_eq!(s.command, vec!["ls", "-l"]);
         assert_eq!(s.selection(), "--filter label=a=b --filter name=w");
         let a = args(&["dlx", "exec", "--all", "--", "true"]);
-        assert_eq!(
-            FanoutSettings::resolve(&a, |_| None).unwrap().selection(),
-            "--all"
-        );
+        assert_eq!(FanoutSettings::resolve(&a).unwrap().selection(), "--all");
     }
 
     #[test]
@@ -317,12 +305,12 @@ mod tests {
     #[test]
     fn tty_and_stdin_are_refused() {
         let a = args(&["dlx", "exec", "-t", "--all", "--", "sh"]);
-        let err = FanoutSettings::resolve(&a, |_| None).unwrap_err();
+        let err = FanoutSettings::resolve(&a).unwrap_err();
         assert!(matches!(err, FanoutError::Tty));
         assert!(err.to_string().contains("hint: drop -t"));
         let a = args(&["dlx", "exec", "-i", "--all", "--", "sh"]);
         assert!(matches!(
-            FanoutSettings::resolve(&a, |_| None),
+            FanoutSettings::resolve(&a),
             Err(FanoutError::Interactive)
         ));
     }

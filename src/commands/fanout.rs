@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use super::exec;
 use crate::audit;
 use crate::cli::ExecArgs;
-use crate::engine::{ContainerSummary, Docker, Engine};
+use crate::engine::{ContainerSummary, Docker, Engine, EngineError, EngineKind, Selection};
 use crate::exit::ExitStatus;
 use crate::fanout::{self, Ended, FanoutError, FanoutSettings, Prefixer};
 use crate::ns::NsKind;
@@ -29,7 +29,7 @@ use crate::target::{self, Resolved, Via};
 use crate::toolbox::{self, Toolbox};
 
 pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
-    let fan = FanoutSettings::resolve(&args, |k| std::env::var(k).ok())?;
+    let fan = FanoutSettings::resolve(&args)?;
     let argv: Vec<_> = std::env::args_os().skip(1).collect();
     fanout::ensure_no_target(&argv, &fan.command)?;
     // Every session gets the same settings but its target, set as it starts.
@@ -38,7 +38,7 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     let settings = ExecSettings::resolve(args, |k| std::env::var(k).ok())?;
 
     exec::protect(&settings)?;
-    let mut targets = Targets::list(&fan)?;
+    let mut targets = Targets::list(&fan, &settings)?;
     tracing::info!(count = targets.len(), "fan-out");
     // Found once here, not by every session, and only when the sessions enter the
     // containers' filesystems (`--ns` without mnt and `--host-tools` do not), as in
@@ -167,8 +167,25 @@ struct Targets {
 }
 
 impl Targets {
-    fn list(fan: &FanoutSettings) -> Result<Targets> {
-        let engine = Docker::connect(fan.docker_host.as_deref(), fan.api_version.as_deref())?;
+    /// List through the engine the settings name: Docker (the default) or Podman's
+    /// compatible API; the filters are the Docker API's.
+    fn list(fan: &FanoutSettings, settings: &ExecSettings) -> Result<Targets> {
+        let endpoints = &settings.endpoints;
+        let engine = match settings.engine {
+            Selection::Auto | Selection::Only(EngineKind::Docker) => Docker::connect(
+                endpoints.docker_host.as_deref(),
+                endpoints.docker_api_version.as_deref(),
+            )?,
+            Selection::Only(EngineKind::Podman) => {
+                Docker::connect_podman(endpoints.podman_host.as_deref())?
+            }
+            Selection::Only(EngineKind::Containerd) | Selection::NoEngine => {
+                return Err(EngineError::Unsupported {
+                    what: "--filter and --all",
+                }
+                .into())
+            }
+        };
         let pending: VecDeque<_> = engine.list(&fan.filters)?.into();
         if pending.is_empty() {
             return Err(FanoutError::NoMatch(fan.selection()).into());

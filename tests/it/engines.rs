@@ -359,6 +359,55 @@ fn podman_containers_are_found_without_naming_the_engine() {
     );
 }
 
+/// Fan-out through Podman's compatible API: `--engine podman --filter` lists and
+/// enters Podman's containers (Docker's filters, Podman's answers); containerd has
+/// no such filters, and says so.
+#[test]
+fn fan_out_through_podman() {
+    let label = format!("dlx-it-fan-podman={}", std::process::id());
+    let a = PodmanContainer::probe("fan-a", &["--label", &label]);
+    let b = PodmanContainer::probe("fan-b", &["--label", &label, "--user", "7:7"]);
+    let filter = format!("label={label}");
+    let out = exec(&[
+        "--engine", "podman", "--filter", &filter, "--", "/probe", "id",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("{} | uid=0 gid=0", a.name)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{} | uid=7 gid=7", b.name)),
+        "{text}"
+    );
+    // Docker knows none of them.
+    let out = exec(&[
+        "--engine", "docker", "--filter", &filter, "--", "/probe", "id",
+    ]);
+    assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("no running container matches"),
+        "{}",
+        describe(&out)
+    );
+    let out = exec(&[
+        "--engine",
+        "containerd",
+        "--filter",
+        &filter,
+        "--",
+        "/probe",
+        "id",
+    ]);
+    assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("needs the Docker API"),
+        "{}",
+        describe(&out)
+    );
+}
+
 // ---- containerd: Docker's own (namespace moby) ----
 
 #[test]
