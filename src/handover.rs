@@ -65,41 +65,12 @@ pub struct Handover {
     me: i32,
 }
 
-/// The fields of `/proc/<pid>/status` a handover reads.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub ppid: i32,
-    pub tracer: i32,
-    /// The pid in every PID namespace from the reader's down to the process's own.
-    pub nspid: Vec<i32>,
-}
-
-/// Parse the fields of [`Status`] out of `/proc/<pid>/status`.
-pub fn parse_status(text: &str) -> Status {
-    let mut status = Status::default();
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        match key {
-            "PPid" => status.ppid = value.parse().unwrap_or(0),
-            "TracerPid" => status.tracer = value.parse().unwrap_or(0),
-            "NSpid" => {
-                status.nspid = value
-                    .split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect()
-            }
-            _ => {}
-        }
-    }
-    status
-}
-
-fn status(pid: i32) -> Option<Status> {
+/// `/proc/<pid>/status` of a host process (parent, tracer, pids in every PID
+/// namespace from dlx's down).
+fn status(pid: i32) -> Option<procfs::process::Status> {
     let raw = sys::read_file(&format!("/proc/{pid}/status"), 64 * 1024).ok()?;
-    Some(parse_status(&String::from_utf8_lossy(&raw)))
+    use procfs::FromBufRead;
+    procfs::process::Status::from_buf_read(&raw[..]).ok()
 }
 
 /// Who is to trace whom, once a request has been read.
@@ -187,12 +158,6 @@ impl Handover {
                 target: plan.target,
             });
         }
-        if self.freezer.is_none() {
-            return Err(HandoverError::NoFreezer {
-                tracer: plan.tracer,
-                target: plan.target,
-            });
-        }
         Ok(Some(plan))
     }
 
@@ -209,8 +174,10 @@ impl Handover {
             .ok()?
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
             .find(|&pid| {
-                status(pid).is_some_and(|s| s.tracer == self.me && s.nspid.last() == Some(&nspid))
-                    && same_ns(pid)
+                status(pid).is_some_and(|s| {
+                    s.tracerpid == self.me
+                        && s.nspid.as_ref().and_then(|ids| ids.last()) == Some(&nspid)
+                }) && same_ns(pid)
             })
     }
 
@@ -250,12 +217,11 @@ impl Handover {
             target,
             traceme,
         } = plan;
-        let release = |ended: &mut Vec<(i32, ChildEnd)>| match traceme {
-            true => release_to_traceme(plan),
+        let mut release = |ended: &mut Vec<(i32, ChildEnd)>| match traceme {
             false => release_to_attach(plan, ended),
+            // A PTRACE_TRACEME caller goes on by itself once let go.
+            true => release_to_traceme(plan).inspect(|_| *resumed = true),
         };
-        // A PTRACE_TRACEME caller goes on by itself once let go.
-        *resumed = traceme;
         let tracer_stop = match (&self.freezer, self.outside) {
             // Host tools: nothing in the container can even name these processes.
             (_, true) => release(ended).map_err(|source| HandoverError::Sys {
@@ -382,7 +348,7 @@ fn release_to_traceme(plan: Plan) -> Result<Option<i32>, SysError> {
     let Plan { tracer, target, .. } = plan;
     sys::trace_detach(target, 0)?;
     if !wait_until(TRACEME_TIMEOUT, || {
-        status(target).is_none_or(|s| s.tracer == tracer)
+        status(target).is_none_or(|s| s.tracerpid == tracer)
     }) {
         tracing::debug!(target, tracer, "PTRACE_TRACEME did not complete in time");
     }
@@ -408,22 +374,6 @@ fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_parent_tracer_and_pids_in_every_namespace() {
-        let text = "Name:\tstrace\nUmask:\t0022\nState:\tt (tracing stop)\nTgid:\t4242\n\
-                    Ngid:\t0\nPid:\t4242\nPPid:\t4200\nTracerPid:\t4100\nUid:\t0\t0\t0\t0\n\
-                    NStgid:\t4242\t7\nNSpid:\t4242\t7\nNSpgid:\t4200\t1\n";
-        assert_eq!(
-            parse_status(text),
-            Status {
-                ppid: 4200,
-                tracer: 4100,
-                nspid: vec![4242, 7],
-            }
-        );
-        assert_eq!(parse_status("garbage"), Status::default());
-    }
 
     #[test]
     fn wait_until_gives_up_after_its_timeout() {
