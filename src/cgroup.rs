@@ -1,8 +1,9 @@
 //! Control groups, seen from the host: where the target lives, whether it is frozen,
-//! and the `cgroup.procs` files a session writes itself into (v1: one per hierarchy;
-//! v2: one). Paths come from the target's `/proc/<pid>/cgroup`, read through the
+//! and how a session joins it (v1: the `tasks` file of every hierarchy; v2: the
+//! directory it is forked into). Paths come from the target's `/proc/<pid>/cgroup`, read through the
 //! pinned proc directory, and are checked to stay under the container's own scope.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::sys;
@@ -146,7 +147,7 @@ fn unescape(path: &str) -> String {
 
 /// The host directory of `membership`, if its hierarchy is mounted.
 pub fn dir_of(membership: &Membership, mounts: &[Mount]) -> Option<PathBuf> {
-    let mount = if membership.hierarchy == 0 && membership.controllers.is_empty() {
+    let mount = if is_v2(membership) {
         mounts.iter().find(|m| m.v2)?
     } else {
         mounts.iter().find(|m| {
@@ -168,7 +169,7 @@ pub fn is_frozen(memberships: &[Membership], mounts: &[Mount]) -> bool {
         };
         if m.controllers.iter().any(|c| c == "freezer") {
             read_small(&dir.join("freezer.state")).is_some_and(|s| s.trim() != "THAWED")
-        } else if m.hierarchy == 0 && m.controllers.is_empty() {
+        } else if is_v2(m) {
             read_small(&dir.join("cgroup.events"))
                 .is_some_and(|s| s.lines().any(|l| l.trim() == "frozen 1"))
         } else {
@@ -183,14 +184,40 @@ fn read_small(path: &Path) -> Option<String> {
         .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
-/// Open the `cgroup.procs` of every hierarchy where the target's cgroup differs from
-/// dlx's own, ready for the entering process to write itself into.
-pub fn open_procs(
+/// What a session needs to join the container's cgroups.
+///
+/// Why not `cgroup.procs` everywhere: writing a pid there takes the kernel's global
+/// `cgroup_threadgroup_rwsem` for writing, and unless the host mounted cgroup2 with
+/// `favordynmods`, that first waits for an RCU grace period whenever no other move
+/// happened within the last one, all the while holding `cgroup_mutex` (10 to 20 ms
+/// on an idle 2-CPU host, and every other session's join queues behind it). A
+/// thread moving itself (`0` into a v1 hierarchy's `tasks`) and a fork placed by
+/// `clone3(CLONE_INTO_CGROUP)` take neither lock. The enterer is single-threaded, so
+/// moving its one thread moves all of it.
+#[derive(Debug, Default)]
+pub struct Join {
+    /// The v1 hierarchies' `tasks` files, for the enterer to write `0` into.
+    pub tasks: Vec<OwnedFd>,
+    /// The v2 cgroup, when the container's differs from dlx's.
+    pub v2: Option<V2Join>,
+}
+
+/// The container's v2 cgroup: its directory, to fork the enterer straight into, and
+/// its `cgroup.procs`, for kernels or cgroups where that is refused.
+#[derive(Debug)]
+pub struct V2Join {
+    pub dir: OwnedFd,
+    pub procs: OwnedFd,
+}
+
+/// Open what joining the container's cgroups takes, in every hierarchy where the
+/// target's cgroup differs from dlx's own.
+pub fn open_join(
     target: &[Membership],
     own: &[Membership],
     mounts: &[Mount],
-) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
-    let mut fds = Vec::new();
+) -> Result<Join, CgroupError> {
+    let mut join = Join::default();
     for m in target {
         let same = own.iter().any(|o| {
             o.hierarchy == m.hierarchy && o.controllers == m.controllers && o.path == m.path
@@ -201,10 +228,27 @@ pub fn open_procs(
         let Some(dir) = dir_of(m, mounts) else {
             continue;
         };
-        let path = dir.join("cgroup.procs").to_string_lossy().into_owned();
-        fds.push(sys::open_write(&path).map_err(|source| CgroupError::Open { path, source })?);
+        let open = |name: &str| {
+            let path = dir.join(name).to_string_lossy().into_owned();
+            sys::open_write(&path).map_err(|source| CgroupError::Open { path, source })
+        };
+        if is_v2(m) {
+            let path = dir.to_string_lossy().into_owned();
+            let dir_fd =
+                sys::open_dir(&path).map_err(|source| CgroupError::Open { path, source })?;
+            join.v2 = Some(V2Join {
+                dir: dir_fd,
+                procs: open("cgroup.procs")?,
+            });
+        } else {
+            join.tasks.push(open("tasks")?);
+        }
     }
-    Ok(fds)
+    Ok(join)
+}
+
+fn is_v2(m: &Membership) -> bool {
+    m.hierarchy == 0 && m.controllers.is_empty()
 }
 
 /// The container's freezer, and dlx's own place in the same hierarchy: what a
@@ -226,7 +270,7 @@ pub struct Freezer {
 /// or the container sits at the hierarchy's root.
 pub fn freezer(target: &[Membership], own: &[Membership], mounts: &[Mount]) -> Option<Freezer> {
     let v1 = |m: &&Membership| m.controllers.iter().any(|c| c == "freezer");
-    let v2 = |m: &&Membership| m.hierarchy == 0 && m.controllers.is_empty();
+    let v2 = |m: &&Membership| is_v2(m);
     let (membership, is_v2) = match target.iter().find(v1) {
         Some(m) => (m, false),
         None => (target.iter().find(v2)?, true),

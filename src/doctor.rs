@@ -121,7 +121,7 @@ pub struct PinFacts {
     pub lsm: Option<LsmLabel>,
     /// The first shell found in its root.
     pub shell: Option<String>,
-    /// Whether dlx can open the container's `cgroup.procs` (why not, if not).
+    /// Whether dlx can open the container's cgroup files (why not, if not).
     pub cgroup_join: Result<(), String>,
     pub rlimits: Vec<Rlimit>,
 }
@@ -634,7 +634,7 @@ fn examine_pinned(resolved: &Resolved, host: &HostFacts) -> Result<PinFacts, Str
         userns_uid_map,
         lsm: pinned.lsm.clone(),
         shell: shell.map(|s| s.to_string()),
-        cgroup_join: cgroup::open_procs(&pinned.cgroups, &own_cgroups, &host.cgroup_mounts)
+        cgroup_join: cgroup::open_join(&pinned.cgroups, &own_cgroups, &host.cgroup_mounts)
             .map(drop)
             .map_err(|e| e.to_string()),
         rlimits: pinned.rlimits.clone(),

@@ -34,7 +34,8 @@ pub struct Plan {
     /// The session's private view of the container's filesystem (toolbox sessions);
     /// `None` runs in the container's own mount namespace.
     pub view: Option<View>,
-    /// Host `cgroup.procs` files to write ourselves into (empty: stay in dlx's).
+    /// Host cgroup files to write ourselves ("0") into: v1 `tasks`, and v2's
+    /// `cgroup.procs` unless the fork already placed us there (empty: stay in dlx's).
     pub cgroup_procs: Vec<OwnedFd>,
     pub rlimits: Vec<Rlimit>,
     /// (`/proc/thread-self/attr/...` path, label bytes) for the exec transition.
@@ -215,7 +216,7 @@ pub fn enter(plan: &Plan, sys: &dyn Sys) -> Result<Fork, Failure> {
         .map_err(at(Step::ParentDeathSignal))?;
 
     // Host-side work first, while our mount namespace, procfs and cgroupfs are still
-    // the host's: the cgroup.procs descriptors and /proc/thread-self refer to host
+    // the host's: the cgroup descriptors and /proc/thread-self refer to host
     // objects, and after the user namespace join we would lack the privilege.
     for procs in &plan.cgroup_procs {
         sys.join_cgroup(procs.as_fd()).map_err(at(Step::Cgroup))?;

@@ -229,10 +229,13 @@ pub(super) fn enter(
         })
     };
     let host_side = !settings.host_tools;
-    let cgroup_procs = if settings.join_cgroup {
-        cgroup::open_procs(&pinned.cgroups, &host.own_cgroups, mounts)?
-    } else {
-        Vec::new()
+    let cgroup_join = match settings.join_cgroup {
+        true => cgroup::open_join(&pinned.cgroups, &host.own_cgroups, mounts)?,
+        false => cgroup::Join::default(),
+    };
+    let (cgroup_v2_dir, cgroup_v2_procs) = match cgroup_join.v2 {
+        Some(v2) => (Some(v2.dir), Some(v2.procs)),
+        None => (None, None),
     };
     // Who may get dlx's hold on a session process: the toolbox's own tracers, with
     // the container frozen meanwhile.
@@ -277,7 +280,7 @@ pub(super) fn enter(
         join_cgroup_ns: joins.iter().any(|j| j.kind == NsKind::Cgroup),
         join_user_ns: joins.iter().any(|j| j.kind == NsKind::User),
         view,
-        cgroup_procs,
+        cgroup_procs: cgroup_join.tasks,
         rlimits: match host_side {
             true => pinned.rlimits.clone(),
             false => Vec::new(),
@@ -299,11 +302,24 @@ pub(super) fn enter(
     };
 
     // 6. Enter. The last check that the target still lives comes right before.
+    //    E is born in the container's v2 cgroup where the kernel allows it; else it
+    //    moves there itself, as it does in every v1 hierarchy.
     pinned.still_alive()?;
-    let enterer = match sys::fork_single_threaded()? {
-        Fork::Child => run_enterer(&plan),
-        Fork::Parent(pid) => pid,
+    let forked = match &cgroup_v2_dir {
+        Some(dir) => sys::fork_into_cgroup(dir.as_fd())?,
+        None => (sys::fork_single_threaded()?, false),
     };
+    let enterer = match forked {
+        (Fork::Child, placed) => {
+            let mut plan = plan;
+            if !placed {
+                plan.cgroup_procs.extend(cgroup_v2_procs);
+            }
+            run_enterer(&plan)
+        }
+        (Fork::Parent(pid), _) => pid,
+    };
+    drop((cgroup_v2_dir, cgroup_v2_procs));
     let Plan {
         stdio,
         report: report_w,

@@ -29,7 +29,8 @@ impl Sys for LinuxSys {
     }
 
     fn join_cgroup(&self, procs: BorrowedFd<'_>) -> Result<(), SysError> {
-        // "0" means the writing process itself, on cgroup v1 and v2 alike.
+        // "0" means the writer itself: the calling thread in a v1 `tasks` file, the
+        // whole process in `cgroup.procs`.
         nix::unistd::write(procs, b"0").map(|_| ()).map_err(|e| {
             SysError::new(
                 "write",
@@ -308,6 +309,62 @@ pub fn fork_single_threaded() -> Result<Fork, SysError> {
     }
 }
 
+/// `struct clone_args` of clone3(2), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Fork with the child born in the cgroup v2 directory `cgroup` (clone3 with
+/// CLONE_INTO_CGROUP), so that it never has to move there (see `cgroup::Join` for
+/// what a move costs). Where the kernel or the cgroup refuses (before 5.7, or a
+/// cgroup with controllers for its children), this is a plain fork. Returns the fork
+/// and whether the child was placed.
+pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> Result<(Fork, bool), SysError> {
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed, alive for the call.
+    // Without CLONE_VM and with no stack this is fork(2): the child goes on from here
+    // on a copy of this stack and memory. The caller guarantees a single thread (as
+    // for `fork_single_threaded`), so no lock is held by a thread the child lacks.
+    // What glibc's fork would add is not needed: dlx registers no atfork handler, and
+    // the thread ID glibc caches stays the parent's in the child, which only the
+    // enterer's code runs: it never reads that ID (and glibc's abort() signals the
+    // calling thread by the ID the kernel gives, not the cached one).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match Errno::result(rc) {
+        Ok(0) => Ok((Fork::Child, true)),
+        Ok(pid) => Ok((Fork::Parent(pid as i32), true)),
+        Err(e) => {
+            tracing::debug!(error = %e, "clone3(CLONE_INTO_CGROUP) refused; forking and moving instead");
+            fork_single_threaded().map(|fork| (fork, false))
+        }
+    }
+}
+
 /// Close every descriptor from `first` up.
 pub fn close_range_from(first: RawFd) -> Result<(), SysError> {
     // SAFETY: close_range only closes descriptors; callers own every descriptor at
@@ -441,10 +498,20 @@ pub fn ns_identity(dir: BorrowedFd<'_>, kind: &str) -> Result<(u64, u64), SysErr
     Ok((st.st_dev, st.st_ino))
 }
 
-/// Open a path for writing (a cgroup.procs file on the host).
+/// Open a path for writing (a cgroup file on the host).
 pub fn open_write(path: &str) -> Result<OwnedFd, SysError> {
     rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, RxMode::empty())
         .map_err(|e| SysError::new("open", path.to_string(), rx(e)))
+}
+
+/// Open a host directory (a v2 cgroup, to fork into).
+pub fn open_dir(path: &str) -> Result<OwnedFd, SysError> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        RxMode::empty(),
+    )
+    .map_err(|e| SysError::new("open", path.to_string(), rx(e)))
 }
 
 /// Write `data` to an existing host file in one write (a cgroup control file).
