@@ -432,4 +432,62 @@ mod tests {
         // Nor does one whose freezer hierarchy is not mounted.
         assert_eq!(freezer(&hybrid, &own, &[]), None);
     }
+
+    /// The join moves a thread through v1's `tasks` (no global lock) and forks into
+    /// v2's directory; `cgroup.procs` only as v2's fallback. Hierarchies where the
+    /// container sits where dlx does are left alone.
+    #[test]
+    fn joins_v1_through_tasks_and_v2_through_its_directory() {
+        use std::os::fd::AsFd;
+        let root = tempfile::tempdir().unwrap();
+        let dir = |rel: &str| {
+            let d = root.path().join(rel);
+            std::fs::create_dir_all(&d).unwrap();
+            for f in ["tasks", "cgroup.procs"] {
+                std::fs::write(d.join(f), "").unwrap();
+            }
+            d
+        };
+        let memory = dir("memory/docker/abc");
+        dir("pids");
+        let unified = dir("unified/docker/abc");
+        let info = format!(
+            "30 25 0:26 / {r}/memory rw - cgroup cgroup rw,memory\n\
+             31 25 0:27 / {r}/pids rw - cgroup cgroup rw,pids\n\
+             32 25 0:28 / {r}/unified rw - cgroup2 cgroup2 rw\n",
+            r = root.path().display()
+        );
+        let mounts = mounts(&info);
+        let own = parse("4:memory:/\n12:pids:/\n0::/\n");
+        let target = parse("4:memory:/docker/abc\n12:pids:/\n0::/docker/abc\n");
+
+        let join = open_join(&target, &own, &mounts).unwrap();
+        let path = |fd: std::os::fd::BorrowedFd<'_>| {
+            std::fs::read_link(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&fd)
+            ))
+            .unwrap()
+        };
+        assert_eq!(
+            join.tasks.len(),
+            1,
+            "pids is shared with dlx: no file for it"
+        );
+        assert_eq!(path(join.tasks[0].as_fd()), memory.join("tasks"));
+        let v2 = join.v2.unwrap();
+        assert_eq!(path(v2.dir.as_fd()), unified);
+        assert_eq!(path(v2.procs.as_fd()), unified.join("cgroup.procs"));
+
+        // A container in dlx's own cgroups needs nothing opened.
+        let nothing = open_join(&own, &own, &mounts).unwrap();
+        assert!(nothing.tasks.is_empty() && nothing.v2.is_none());
+        // A missing file is an error naming it, with the way out.
+        std::fs::remove_file(memory.join("tasks")).unwrap();
+        let err = open_join(&target, &own, &mounts).unwrap_err().to_string();
+        assert!(
+            err.contains("memory/docker/abc/tasks") && err.contains("--no-cgroup"),
+            "{err}"
+        );
+    }
 }

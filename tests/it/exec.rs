@@ -352,6 +352,29 @@ fn session_runs_in_the_container_cgroup() {
     assert!(!cg.contains(&id), "--no-cgroup still joined: {cg}");
 }
 
+/// Regression: the enterer joined by writing its pid to every `cgroup.procs`, which
+/// takes the kernel's global cgroup lock and, when cold, waits out an RCU grace
+/// period (10-20 ms here) with every other join queued behind it. It must be born in
+/// the v2 cgroup (clone3 CLONE_INTO_CGROUP) and move through v1's `tasks`; the
+/// fallback is for kernels that refuse, not this one.
+#[test]
+fn cold_cgroup_join_takes_no_global_lock() {
+    let c = Container::probe("cgroup-nolock", &[]);
+    let out = run_timeout(
+        dlx()
+            .env("DLX_LOG", "dlx=debug")
+            .args(["exec", &c.name, "--", "/probe", "cgroup"]),
+        60,
+    );
+    let cg = ok(&out);
+    assert_eq!(cg, c.docker_exec(&["/probe", "cgroup"]) + "\n");
+    let err = stderr(&out);
+    assert!(
+        !err.contains("CLONE_INTO_CGROUP) refused"),
+        "the enterer was not forked into the container's v2 cgroup:\n{err}"
+    );
+}
+
 // ---- bad input: one clear line, a hint, exit 125, never a hang ----
 
 fn assert_refused(out: &std::process::Output, needle: &str) {
