@@ -261,6 +261,18 @@ fn frozen(
     // One handover at a time per container: another dlx session must not thaw it
     // under us.
     let _lock = sys::lock_dir(&freezer.dir().to_string_lossy()).map_err(sys_err)?;
+    // A session in the container's cgroup (the default) would be frozen too, so the
+    // tracer and its target are moved out while it is. A move takes the kernel's
+    // global cgroup lock, which first waits out an RCU grace period when no move
+    // happened lately (10-20 ms, see `cgroup::Join`). Wait it out now, with a move
+    // that changes nothing, so that the container is not frozen meanwhile.
+    let movers: Vec<i32> = [tracer, target]
+        .into_iter()
+        .filter(|&pid| freezer.holds(pid))
+        .collect();
+    if let Some(&pid) = movers.first() {
+        let _ = freezer.move_process(pid, false);
+    }
     let start = Instant::now();
     let was_frozen = freezer.is_frozen();
     if !was_frozen {
@@ -274,17 +286,14 @@ fn frozen(
             });
         }
     }
-    // A session in the container's cgroup (the default) would be frozen too.
     let mut moved = Vec::new();
     let mut result = Ok(None);
-    for pid in [tracer, target] {
-        if freezer.holds(pid) {
-            match freezer.move_process(pid, true) {
-                Ok(()) => moved.push(pid),
-                Err(e) => {
-                    result = Err(sys_err(e));
-                    break;
-                }
+    for pid in movers {
+        match freezer.move_process(pid, true) {
+            Ok(()) => moved.push(pid),
+            Err(e) => {
+                result = Err(sys_err(e));
+                break;
             }
         }
     }
