@@ -1,7 +1,8 @@
 //! Control groups, seen from the host: where the target lives, whether it is frozen,
 //! and how a session joins it (v1: the `tasks` file of every hierarchy; v2: the
-//! directory it is forked into). Paths come from the target's `/proc/<pid>/cgroup`, read through the
-//! pinned proc directory, and are checked to stay under the container's own scope.
+//! directory it is forked into). Paths come from the target's `/proc/<pid>/cgroup`,
+//! read through the pinned proc directory, and are checked to stay under the
+//! container's own scope.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -228,20 +229,17 @@ pub fn open_join(
         let Some(dir) = dir_of(m, mounts) else {
             continue;
         };
-        let open = |name: &str| {
-            let path = dir.join(name).to_string_lossy().into_owned();
-            sys::open_write(&path).map_err(|source| CgroupError::Open { path, source })
+        let open = |path: &Path, how: fn(&str) -> Result<OwnedFd, sys::SysError>| {
+            let path = path.to_string_lossy().into_owned();
+            how(&path).map_err(|source| CgroupError::Open { path, source })
         };
         if is_v2(m) {
-            let path = dir.to_string_lossy().into_owned();
-            let dir_fd =
-                sys::open_dir(&path).map_err(|source| CgroupError::Open { path, source })?;
             join.v2 = Some(V2Join {
-                dir: dir_fd,
-                procs: open("cgroup.procs")?,
+                dir: open(&dir, sys::open_dir)?,
+                procs: open(&dir.join("cgroup.procs"), sys::open_write)?,
             });
         } else {
-            join.tasks.push(open("tasks")?);
+            join.tasks.push(open(&dir.join("tasks"), sys::open_write)?);
         }
     }
     Ok(join)
@@ -270,10 +268,9 @@ pub struct Freezer {
 /// or the container sits at the hierarchy's root.
 pub fn freezer(target: &[Membership], own: &[Membership], mounts: &[Mount]) -> Option<Freezer> {
     let v1 = |m: &&Membership| m.controllers.iter().any(|c| c == "freezer");
-    let v2 = |m: &&Membership| is_v2(m);
     let (membership, is_v2) = match target.iter().find(v1) {
         Some(m) => (m, false),
-        None => (target.iter().find(v2)?, true),
+        None => (target.iter().find(|m| is_v2(m))?, true),
     };
     if membership.path == "/" {
         return None;

@@ -233,10 +233,7 @@ pub(super) fn enter(
         true => cgroup::open_join(&pinned.cgroups, &host.own_cgroups, mounts)?,
         false => cgroup::Join::default(),
     };
-    let (cgroup_v2_dir, cgroup_v2_procs) = match cgroup_join.v2 {
-        Some(v2) => (Some(v2.dir), Some(v2.procs)),
-        None => (None, None),
-    };
+    let cgroup_v2 = cgroup_join.v2;
     // Who may get dlx's hold on a session process: the toolbox's own tracers, with
     // the container frozen meanwhile.
     let handover = match settings.host_tools {
@@ -305,21 +302,17 @@ pub(super) fn enter(
     //    E is born in the container's v2 cgroup where the kernel allows it; else it
     //    moves there itself, as it does in every v1 hierarchy.
     pinned.still_alive()?;
-    let forked = match &cgroup_v2_dir {
-        Some(dir) => sys::fork_into_cgroup(dir.as_fd())?,
-        None => (sys::fork_single_threaded()?, false),
-    };
-    let enterer = match forked {
+    let enterer = match sys::fork_into_cgroup(cgroup_v2.as_ref().map(|v2| v2.dir.as_fd()))? {
         (Fork::Child, placed) => {
             let mut plan = plan;
             if !placed {
-                plan.cgroup_procs.extend(cgroup_v2_procs);
+                plan.cgroup_procs.extend(cgroup_v2.map(|v2| v2.procs));
             }
             run_enterer(&plan)
         }
         (Fork::Parent(pid), _) => pid,
     };
-    drop((cgroup_v2_dir, cgroup_v2_procs));
+    drop(cgroup_v2);
     let Plan {
         stdio,
         report: report_w,

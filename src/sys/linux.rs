@@ -330,10 +330,13 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Fork with the child born in the cgroup v2 directory `cgroup` (clone3 with
 /// CLONE_INTO_CGROUP), so that it never has to move there (see `cgroup::Join` for
-/// what a move costs). Where the kernel or the cgroup refuses (before 5.7, or a
-/// cgroup with controllers for its children), this is a plain fork. Returns the fork
-/// and whether the child was placed.
-pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> Result<(Fork, bool), SysError> {
+/// what a move costs). Without a directory, or where the kernel or the cgroup
+/// refuses (before 5.7, or a cgroup with controllers for its children), this is a
+/// plain fork. Returns the fork and whether the child was placed.
+pub fn fork_into_cgroup(cgroup: Option<BorrowedFd<'_>>) -> Result<(Fork, bool), SysError> {
+    let Some(cgroup) = cgroup else {
+        return fork_single_threaded().map(|fork| (fork, false));
+    };
     let args = CloneArgs {
         flags: CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,
