@@ -42,9 +42,15 @@ ensure_engine() {
   fi
 }
 
-# build_dlx: a release build of dlx; sets DLX to its path.
+# build_dlx: the binary a release ships (scripts/release.sh): a release build,
+# linked statically (crt-static), so that no dynamic loader runs at each of dlx's
+# two execs (the protected re-exec is the second) and its forks copy fewer
+# mappings. --target keeps the flag off build scripts and proc macros, which must
+# stay dynamic. Sets DLX to its path.
+DLX_TARGET=x86_64-unknown-linux-gnu
 build_dlx() {
-  step "building dlx (release)"
-  cargo build --release --quiet
-  DLX=$PWD/target/release/dlx
+  step "building dlx (release, static)"
+  RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+    cargo build --release --locked --quiet --target "$DLX_TARGET"
+  DLX=$PWD/target/$DLX_TARGET/release/dlx
 }

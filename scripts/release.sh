@@ -19,15 +19,10 @@ require_root
 ensure_packages file binutils groff-base
 ensure_engine
 
-target=x86_64-unknown-linux-gnu
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 name=dlx-$version-x86_64-linux
-bin=target/$target/release/dlx
-
-step "building a static dlx $version ($target, crt-static)"
-# --target keeps the flag off build scripts and proc macros, which must stay dynamic.
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-  cargo build --release --locked --target "$target"
+build_dlx
+bin=$DLX
 
 step "checking that it is static"
 if readelf -lW "$bin" | grep -q 'INTERP'; then

@@ -54,6 +54,7 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     };
     let host = exec::Host::read()?;
     let signals = sys::block_signals()?;
+    let parallelism = fanout::parallelism();
 
     let mut running: Vec<Running> = Vec::new();
     let mut ended: Vec<(usize, Ended)> = Vec::new();
@@ -63,7 +64,7 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     let mut stdout_open = true;
     loop {
         // Start sessions while there is room, unless a signal said to stop.
-        while interrupted.is_none() && running.len() < fanout::parallelism() {
+        while interrupted.is_none() && running.len() < parallelism {
             let Some((container, resolved)) = targets.next() else {
                 break;
             };

@@ -89,7 +89,7 @@ impl Docker {
             if !std::path::Path::new(path).exists() {
                 return Err(unreachable("no such socket".into()));
             }
-            bollard::Docker::connect_with_unix(path, timeout, &version)
+            unix_client(path, timeout, &version)
         } else if host.starts_with("tcp://") || host.starts_with("http://") {
             bollard::Docker::connect_with_http(&host, timeout, &version)
         } else {
@@ -195,6 +195,32 @@ impl Docker {
     }
 }
 
+/// A client of the engine's unix socket that keeps its connection open between
+/// requests. bollard's own unix client opens a connection per request, and a fan-out
+/// asks once per container: each new connection costs the engine and dlx a socket, a
+/// handshake and a goroutine. The socket path travels hex-encoded as the URI's host,
+/// as in bollard's unix URIs.
+fn unix_client(
+    path: &str,
+    timeout: u64,
+    version: &ClientVersion,
+) -> Result<bollard::Docker, bollard::errors::Error> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(1)
+        .build(hyperlocal::UnixConnector);
+    let transport = move |request: bollard::BollardRequest| {
+        let client = client.clone();
+        async move { Ok(client.request(request).await?) }
+    };
+    let host = hex::encode(path);
+    bollard::Docker::connect_with_custom_transport(
+        transport,
+        Some(format!("unix://{host}")),
+        timeout,
+        version,
+    )
+}
+
 enum CallError {
     Timeout,
     Bollard(bollard::errors::Error),
@@ -290,6 +316,7 @@ impl Engine for Docker {
     }
 
     fn list(&self, filters: &[Filter]) -> Result<Vec<ContainerSummary>, EngineError> {
+        self.ensure_answers()?;
         let mut query: std::collections::HashMap<&str, Vec<&str>> =
             std::collections::HashMap::from([("status", vec!["running"])]);
         for filter in filters {
@@ -357,5 +384,103 @@ fn info_of(resp: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         hostname: config.hostname.unwrap_or_default(),
         group_add: host_config.group_add.unwrap_or_default(),
         privileged: host_config.privileged.unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A Docker API socket that answers ping, list and inspect for two containers,
+    /// counting the connections and requests it gets.
+    struct FakeEngine {
+        connections: Arc<AtomicUsize>,
+        requests: Arc<AtomicUsize>,
+    }
+
+    impl FakeEngine {
+        fn start(path: &std::path::Path) -> FakeEngine {
+            let listener = UnixListener::bind(path).unwrap();
+            let connections = Arc::new(AtomicUsize::new(0));
+            let requests = Arc::new(AtomicUsize::new(0));
+            let (c, r) = (connections.clone(), requests.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { return };
+                    c.fetch_add(1, Ordering::SeqCst);
+                    let r = r.clone();
+                    std::thread::spawn(move || serve(stream, &r));
+                }
+            });
+            FakeEngine {
+                connections,
+                requests,
+            }
+        }
+    }
+
+    fn serve(stream: std::os::unix::net::UnixStream, requests: &AtomicUsize) {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+            // The rest of the head; these requests have no body.
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            requests.fetch_add(1, Ordering::SeqCst);
+            let (kind, body) = if path.ends_with("/_ping") {
+                ("text/plain", "OK".to_string())
+            } else if path.contains("/containers/json") {
+                (
+                    "application/json",
+                    r#"[{"Id":"a1","Names":["/web"],"Image":"img"},{"Id":"b2","Names":["/db"],"Image":"img"}]"#.to_string(),
+                )
+            } else {
+                let id = path.split('/').rev().nth(1).unwrap_or_default();
+                (
+                    "application/json",
+                    format!(
+                        r#"{{"Id":"{id}","Name":"/{id}","State":{{"Running":true,"Pid":42}},"Config":{{"Env":["A=1"]}}}}"#
+                    ),
+                )
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if writer.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn one_connection_serves_every_request_to_a_unix_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let engine = FakeEngine::start(&socket);
+        let docker = Docker::connect(Some(&format!("unix://{}", socket.display())), None).unwrap();
+        let found = docker.list(&[]).unwrap();
+        let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["db", "web"]);
+        for c in &found {
+            let info = docker.inspect(&c.id).unwrap();
+            assert_eq!((info.id.as_str(), info.pid), (c.id.as_str(), 42));
+        }
+        // The ping that tells a hung engine apart, the list, two inspects.
+        assert_eq!(engine.requests.load(Ordering::SeqCst), 4);
+        assert_eq!(engine.connections.load(Ordering::SeqCst), 1);
     }
 }

@@ -3,10 +3,11 @@
 //! A session that brings tools needs a place for them at `/.dlx`, but creating
 //! anything in the container (a directory, even on its `/dev` tmpfs) is a trace, and a
 //! `--read-only` root has no room anyway. So the enterer builds a *shadow root* in a
-//! private copy of the container's mount namespace: a fresh tmpfs holding one bind
-//! clone per top-level entry of the container's `/` (directories with every mount
-//! below them, volumes, `/proc` and `/dev` included), the same symlinks, and the
-//! toolbox at `/.dlx`; then it pivots into it. The container's processes never see
+//! private copy of the container's mount namespace: a fresh tmpfs holding each
+//! top-level entry of the container's `/` (the copy's own mounts such as `/proc`,
+//! `/dev` and volumes moved there, plain directories as bind clones with every mount
+//! below them), the same symlinks, and the toolbox at `/.dlx`; then it pivots into
+//! it. The container's processes never see
 //! any of it: nothing is created on their filesystems and propagation is cut before
 //! the first mount. This module holds no `unsafe`; it only strings together the safe
 //! mount-API wrappers of `rustix` in the one order that works.
@@ -35,12 +36,13 @@ pub struct ViewSpec<'a> {
 
 /// One top-level entry of the container's `/`, captured before anything moves.
 enum Entry {
-    /// A directory or file, with the detached clone of whatever is mounted there.
+    /// A directory or file, with what is mounted there: the mount itself when the
+    /// entry is one, else a detached clone.
     Tree {
         name: String,
         dir: bool,
         mode: u32,
-        clone: OwnedFd,
+        tree: OwnedFd,
     },
     Symlink {
         name: String,
@@ -51,6 +53,23 @@ enum Entry {
 fn err(op: &'static str, what: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> SysError {
     let what = what.into();
     move |e| SysError::new(op, what, rx(e))
+}
+
+/// `name` in `dir` (`""`: `dir` itself), links not followed: its type and mode, and
+/// the ID of the mount it is on where the kernel says (5.8 and later).
+fn mount_stat(dir: &OwnedFd, name: &str) -> Result<(u32, Option<u64>), SysError> {
+    use rustix::fs::{AtFlags, StatxFlags};
+    let st = rustix::fs::statx(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH,
+        StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::MNT_ID,
+    )
+    .map_err(err("statx", format!("/{name}")))?;
+    let mount = StatxFlags::from_bits_retain(st.stx_mask)
+        .contains(StatxFlags::MNT_ID)
+        .then_some(st.stx_mnt_id);
+    Ok((u32::from(st.stx_mode), mount))
 }
 
 /// Enter a private copy of the current (the container's) mount namespace whose root
@@ -70,15 +89,17 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
     )
     .map_err(err("mount(MS_REC|MS_PRIVATE)", "/"))?;
 
-    // 2. Capture the container's root: each top-level entry as a detached clone of
-    //    everything mounted at or below it, symlinks as their targets. Only reads.
+    // 2. Capture the container's root: each top-level entry as the mount at it or a
+    //    detached clone of everything mounted at or below it, symlinks as their
+    //    targets. Nothing moves yet.
     let root = rustix::fs::open(
         "/",
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(err("open", "/"))?;
-    let root_mode = rustix::fs::fstat(&root).map_err(err("stat", "/"))?.st_mode & 0o7777;
+    let (root_mode, root_mount) = mount_stat(&root, "")?;
+    let root_mode = root_mode & 0o7777;
     let mut entries = Vec::new();
     let mut dir = rustix::fs::Dir::read_from(&root).map_err(err("opendir", "/"))?;
     while let Some(item) = dir.read() {
@@ -87,10 +108,9 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
         if name == "." || name == ".." || name == TOOLBOX_NAME {
             continue;
         }
-        let st = rustix::fs::statat(&root, name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(err("stat", format!("/{name}")))?;
-        let kind = FileType::from_raw_mode(st.st_mode);
-        let mode = st.st_mode & 0o7777;
+        let (raw_mode, mount) = mount_stat(&root, &name)?;
+        let kind = FileType::from_raw_mode(raw_mode);
+        let mode = raw_mode & 0o7777;
         match kind {
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(&root, name.as_str(), Vec::new())
@@ -101,18 +121,26 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
                 });
             }
             FileType::Directory | FileType::RegularFile => {
-                let clone = rustix::mount::open_tree(
+                // A mount of its own (`/proc`, `/dev`, `/sys`, a volume) is in our copy
+                // of the namespace already: it is taken as it is, with every mount
+                // below it, to be moved. Anything else is a plain part of the root,
+                // cloned as a bind mount (with whatever is mounted below it,
+                // `/etc/hosts` say). Moving spares the kernel copying those mounts a
+                // second time, and unmounting the first copies with the old root.
+                let own_mount = matches!((mount, root_mount), (Some(m), Some(r)) if m != r);
+                let flags = match own_mount {
+                    true => OpenTreeFlags::empty(),
+                    false => OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::AT_RECURSIVE,
+                };
+                let tree = rustix::mount::open_tree(
                     &root,
                     name.as_str(),
-                    OpenTreeFlags::OPEN_TREE_CLONE
-                        | OpenTreeFlags::OPEN_TREE_CLOEXEC
-                        | OpenTreeFlags::AT_RECURSIVE
-                        | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
+                    flags | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
                 )
                 .map_err(err("open_tree", format!("/{name}")))?;
                 if spec.read_only {
                     mount_setattr(
-                        clone.as_fd(),
+                        tree.as_fd(),
                         true,
                         MountAttrFlags::MOUNT_ATTR_RDONLY.bits().into(),
                     )?;
@@ -121,7 +149,7 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
                     name,
                     dir: kind == FileType::Directory,
                     mode,
-                    clone,
+                    tree,
                 });
             }
             // Sockets, fifos and device nodes do not belong at the top of a root.
@@ -155,7 +183,7 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
     )
     .map_err(err("move_mount", "shadow root"))?;
 
-    // 4. Recreate each entry and put its clone back on it.
+    // 4. Recreate each entry and move its mount or clone onto it.
     for entry in entries {
         match entry {
             Entry::Symlink { name, target } => {
@@ -166,7 +194,7 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
                 name,
                 dir,
                 mode,
-                clone,
+                tree,
             } => {
                 if dir {
                     rustix::fs::mkdirat(&shadow, name.as_str(), Mode::from_raw_mode(mode))
@@ -181,7 +209,7 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
                     .map_err(err("create", format!("/{name}")))?;
                 }
                 rustix::mount::move_mount(
-                    &clone,
+                    &tree,
                     "",
                     &shadow,
                     name.as_str(),

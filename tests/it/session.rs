@@ -2,6 +2,7 @@
 //! private view, zero trace in the container, hostile containers, a real terminal,
 //! and host tools.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -105,6 +106,81 @@ fn toolbox_works_on_a_scratch_container_with_one_listening_binary() {
         assert_tools_work(&c, "/probe", &[]);
         assert_eq!(run_ok(&c, &["cat", "/notexec"]), docker_cat(&c, "/notexec"));
     });
+}
+
+/// Mount point -> (per-mount options, filesystem type, source, superblock options),
+/// from a mountinfo text.
+fn mounts(mountinfo: &str) -> BTreeMap<String, (String, String, String, String)> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (head, tail) = l.split_once(" - ")?;
+            let head: Vec<&str> = head.split(' ').collect();
+            let tail: Vec<&str> = tail.split(' ').collect();
+            let point = head.get(4)?.to_string();
+            let value = (
+                head.get(5)?.to_string(),
+                tail.first()?.to_string(),
+                tail.get(1)?.to_string(),
+                tail.get(2)?.to_string(),
+            );
+            Some((point, value))
+        })
+        .collect()
+}
+
+#[test]
+fn view_holds_every_mount_of_the_container_unchanged() {
+    let volume = work_dir().join(format!("view-volume-{}", std::process::id()));
+    std::fs::create_dir_all(&volume).unwrap();
+    let v = format!("{}:/data:ro", volume.display());
+    let c = Container::run(
+        "tb-mounts",
+        &[
+            "-v",
+            &v,
+            "--tmpfs",
+            "/scratch:size=1m",
+            "--entrypoint",
+            "/probe",
+        ],
+        &probe_image(),
+        &["sleep"],
+    );
+    let theirs = mounts(&std::fs::read_to_string(format!("/proc/{}/mountinfo", c.pid())).unwrap());
+    let ours = mounts(&run_ok(&c, &["cat", "/proc/self/mountinfo"]));
+    // Every mount of the container is in the view at the same place, with the same
+    // options, filesystem and source: those moved into the view (its volumes,
+    // `/proc`, `/dev`, `/sys`) and those below cloned directories (`/etc/hosts`).
+    for (point, mount) in theirs.iter().filter(|(p, _)| p.as_str() != "/") {
+        assert_eq!(
+            ours.get(point),
+            Some(mount),
+            "{point} differs in the view
+view: {ours:#?}"
+        );
+    }
+    // Besides them: the shadow root, the toolbox, and one bind clone of the
+    // container's root per plain top-level entry.
+    let root = &theirs["/"];
+    for (point, mount) in ours.iter().filter(|(p, _)| !theirs.contains_key(*p)) {
+        match point.as_str() {
+            "/.dlx" => assert!(mount.0.starts_with("ro,"), "{mount:?}"),
+            p => {
+                assert!(
+                    p.matches('/').count() == 1,
+                    "unexpected mount {p}: {mount:?}"
+                );
+                assert_eq!((&mount.1, &mount.2), (&root.1, &root.2), "{p}");
+            }
+        }
+    }
+    assert_eq!(ours["/"].1, "tmpfs", "{ours:#?}");
+    assert!(
+        ours.contains_key("/etc") && ours.contains_key("/probe"),
+        "{ours:#?}"
+    );
+    let _ = std::fs::remove_dir(&volume);
 }
 
 /// The container's own copy of a file, as `docker cp` sees it.
