@@ -36,7 +36,7 @@ pub struct Plan {
     pub view: Option<View>,
     /// Host cgroup files to write ourselves ("0") into: v1 `tasks`, and v2's
     /// `cgroup.procs` unless the fork already placed us there (empty: stay in dlx's).
-    pub cgroup_procs: Vec<OwnedFd>,
+    pub cgroup_files: Vec<OwnedFd>,
     pub rlimits: Vec<Rlimit>,
     /// (`/proc/thread-self/attr/...` path, label bytes) for the exec transition.
     pub exec_label: Option<(CString, Vec<u8>)>,
@@ -218,8 +218,8 @@ pub fn enter(plan: &Plan, sys: &dyn Sys) -> Result<Fork, Failure> {
     // Host-side work first, while our mount namespace, procfs and cgroupfs are still
     // the host's: the cgroup descriptors and /proc/thread-self refer to host
     // objects, and after the user namespace join we would lack the privilege.
-    for procs in &plan.cgroup_procs {
-        sys.join_cgroup(procs.as_fd()).map_err(at(Step::Cgroup))?;
+    for file in &plan.cgroup_files {
+        sys.join_cgroup(file.as_fd()).map_err(at(Step::Cgroup))?;
     }
     for limit in &plan.rlimits {
         // Raising a hard limit needs CAP_SYS_RESOURCE, which some hosts withhold;
@@ -388,7 +388,7 @@ mod tests {
                 toolbox: Some(fd()),
                 read_only: false,
             }),
-            cgroup_procs: vec![fd(), fd()],
+            cgroup_files: vec![fd(), fd()],
             rlimits: vec![Rlimit {
                 resource: 7,
                 soft: 1024,

@@ -277,7 +277,7 @@ pub(super) fn enter(
         join_cgroup_ns: joins.iter().any(|j| j.kind == NsKind::Cgroup),
         join_user_ns: joins.iter().any(|j| j.kind == NsKind::User),
         view,
-        cgroup_procs: cgroup_join.tasks,
+        cgroup_files: cgroup_join.tasks,
         rlimits: match host_side {
             true => pinned.rlimits.clone(),
             false => Vec::new(),
@@ -306,7 +306,7 @@ pub(super) fn enter(
         (Fork::Child, placed) => {
             let mut plan = plan;
             if !placed {
-                plan.cgroup_procs.extend(cgroup_v2.map(|v2| v2.procs));
+                plan.cgroup_files.extend(cgroup_v2.map(|v2| v2.procs));
             }
             run_enterer(&plan)
         }

@@ -531,12 +531,7 @@ pub fn write_file(path: &str, data: &[u8]) -> Result<(), SysError> {
 /// Take an exclusive advisory lock on host directory `path`, held until the returned
 /// descriptor is dropped (waits for other holders).
 pub fn lock_dir(path: &str) -> Result<OwnedFd, SysError> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        RxMode::empty(),
-    )
-    .map_err(|e| SysError::new("open", path.to_string(), rx(e)))?;
+    let fd = open_dir(path)?;
     loop {
         match rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive) {
             Ok(()) => return Ok(fd),

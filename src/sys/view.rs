@@ -7,10 +7,10 @@
 //! top-level entry of the container's `/` (the copy's own mounts such as `/proc`,
 //! `/dev` and volumes moved there, plain directories as bind clones with every mount
 //! below them), the same symlinks, and the toolbox at `/.dlx`; then it pivots into
-//! it. The container's processes never see
-//! any of it: nothing is created on their filesystems and propagation is cut before
-//! the first mount. This module holds no `unsafe`; it only strings together the safe
-//! mount-API wrappers of `rustix` in the one order that works.
+//! it. The container's processes never see any of it: nothing is created on their
+//! filesystems and propagation is cut before the first mount. This module holds no
+//! `unsafe`; it only strings together the safe mount-API wrappers of `rustix` in the
+//! one order that works.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -57,7 +57,7 @@ fn err(op: &'static str, what: impl Into<String>) -> impl FnOnce(rustix::io::Err
 
 /// `name` in `dir` (`""`: `dir` itself), links not followed: its type and mode, and
 /// the ID of the mount it is on where the kernel says (5.8 and later).
-fn mount_stat(dir: &OwnedFd, name: &str) -> Result<(u32, Option<u64>), SysError> {
+fn mount_stat(dir: BorrowedFd<'_>, name: &str) -> Result<(u32, Option<u64>), SysError> {
     use rustix::fs::{AtFlags, StatxFlags};
     let st = rustix::fs::statx(
         dir,
@@ -98,7 +98,7 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
         Mode::empty(),
     )
     .map_err(err("open", "/"))?;
-    let (root_mode, root_mount) = mount_stat(&root, "")?;
+    let (root_mode, root_mount) = mount_stat(root.as_fd(), "")?;
     let root_mode = root_mode & 0o7777;
     let mut entries = Vec::new();
     let mut dir = rustix::fs::Dir::read_from(&root).map_err(err("opendir", "/"))?;
@@ -108,7 +108,7 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
         if name == "." || name == ".." || name == TOOLBOX_NAME {
             continue;
         }
-        let (raw_mode, mount) = mount_stat(&root, &name)?;
+        let (raw_mode, mount) = mount_stat(root.as_fd(), &name)?;
         let kind = FileType::from_raw_mode(raw_mode);
         let mode = raw_mode & 0o7777;
         match kind {
