@@ -2,7 +2,7 @@
 //! into the module that owns it; the privileged part is `crate::launch`.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::DirBuilderExt;
 
 use anyhow::{bail, Context, Result};
@@ -265,7 +265,7 @@ pub(super) fn enter(
 
     // 5. The descriptors: stdio (pipes, or a new pseudo-terminal: the operator's own
     //    terminal never reaches the container), report pipe, sync pipe.
-    let (stdio, pipes) = stdio(settings)?;
+    let (stdio, pipes) = stdio(settings, joins_mnt.then(|| pinned.root.as_fd()))?;
     let (report_r, report_w) = sys::pipe()?;
     let (go_r, go_w) = sys::pipe()?;
     let signals = sys::block_signals()?;
@@ -389,12 +389,25 @@ fn target_text(target: &TargetSpec) -> String {
     }
 }
 
-/// The command's stdio and the descriptors P keeps facing them.
-fn stdio(settings: &ExecSettings) -> Result<([std::os::fd::OwnedFd; 3], Pipes)> {
+/// The command's stdio and the descriptors P keeps facing them. A terminal comes
+/// from the container's own devpts when the command sees the container's filesystem
+/// (`pty_root`), else, or when the container has none dlx trusts, from the host's.
+fn stdio(
+    settings: &ExecSettings,
+    pty_root: Option<BorrowedFd<'_>>,
+) -> Result<([std::os::fd::OwnedFd; 3], Pipes)> {
     if settings.tty {
         let stdin = std::io::stdin();
         let size_from = sys::is_tty(stdin.as_fd()).then(|| stdin.as_fd());
-        let (master, slave) = sys::open_pty(size_from)?;
+        let in_container = pty_root.and_then(|root| {
+            sys::open_pty(Some(root), size_from)
+                .inspect_err(|e| tracing::info!(error = %e, "no terminal from the container's devpts; the host's instead (it has no name there)"))
+                .ok()
+        });
+        let (master, slave) = match in_container {
+            Some(pair) => pair,
+            None => sys::open_pty(None, size_from)?,
+        };
         let stdio = [slave.try_clone()?, slave.try_clone()?, slave];
         let pipes = Pipes {
             stdin: if settings.interactive {

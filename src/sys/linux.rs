@@ -1182,19 +1182,64 @@ pub fn trace_detach(pid: i32, signal: i32) -> Result<(), SysError> {
 }
 
 /// A new pseudo-terminal pair (master, slave), both close-on-exec, the slave sized
-/// like `size_from` when that is a terminal.
-pub fn open_pty(size_from: Option<BorrowedFd<'_>>) -> Result<(OwnedFd, OwnedFd), SysError> {
-    let size = size_from.and_then(|fd| rustix::termios::tcgetwinsize(fd).ok());
-    let pty = nix::pty::openpty(None, None).map_err(|e| SysError::new("openpty", "", e))?;
-    for fd in [&pty.master, &pty.slave] {
-        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
-            .map_err(|e| SysError::new("fcntl(F_SETFD)", "pty", rx(e)))?;
-    }
-    if let Some(size) = size {
-        rustix::termios::tcsetwinsize(&pty.master, size)
+/// like `size_from` when that is a terminal. With `root` (a container's root) it
+/// comes from the devpts instance at `dev/pts` there, as under `docker exec -t`, so
+/// the command's terminal has a name in the container (`tty`, `ps`, ttyname(3));
+/// else from the host's.
+pub fn open_pty(
+    root: Option<BorrowedFd<'_>>,
+    size_from: Option<BorrowedFd<'_>>,
+) -> Result<(OwnedFd, OwnedFd), SysError> {
+    use rustix::pty::OpenptFlags;
+    let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+    let master = match root {
+        Some(root) => open_container_ptmx(root)?,
+        None => rustix::pty::openpt(flags)
+            .map_err(|e| SysError::new("posix_openpt", "/dev/ptmx", rx(e)))?,
+    };
+    rustix::pty::unlockpt(&master).map_err(|e| SysError::new("unlockpt", "pty", rx(e)))?;
+    // The slave through the master, not by its name: nothing can swap it meanwhile.
+    let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags)
+        .map_err(|e| SysError::new("ioctl(TIOCGPTPEER)", "pty", rx(e)))?;
+    if let Some(size) = size_from.and_then(|fd| rustix::termios::tcgetwinsize(fd).ok()) {
+        rustix::termios::tcsetwinsize(&master, size)
             .map_err(|e| SysError::new("ioctl(TIOCSWINSZ)", "pty", rx(e)))?;
     }
-    Ok((pty.master, pty.slave))
+    Ok((master, slave))
+}
+
+/// Open the `ptmx` of the container's devpts instance for reading and writing. The
+/// container owns that path, and opening a device can act (a watchdog, a tape), so
+/// it is first reached without opening (`O_PATH`, no symlink followed, never out of
+/// the root) and opened only once the kernel says it is a devpts's own `ptmx`.
+fn open_container_ptmx(root: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
+    const PTMX: &str = "container /dev/pts/ptmx";
+    // include/uapi/linux/magic.h; `ptmx` is character device 5:2.
+    const DEVPTS_SUPER_MAGIC: rustix::fs::FsWord = 0x1cd1;
+    let path = rustix::fs::openat2(
+        root,
+        "dev/pts/ptmx",
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        RxMode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| SysError::new("open", PTMX, rx(e)))?;
+    let fs = rustix::fs::fstatfs(&path).map_err(|e| SysError::new("fstatfs", PTMX, rx(e)))?;
+    let st = rustix::fs::fstat(&path).map_err(|e| SysError::new("fstat", PTMX, rx(e)))?;
+    let is_ptmx = fs.f_type == DEVPTS_SUPER_MAGIC
+        && rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+        && (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)) == (5, 2);
+    if !is_ptmx {
+        return Err(SysError::new("check", PTMX, Errno::ENOTTY));
+    }
+    // The very inode checked, through our own descriptor table.
+    let own = format!("/proc/self/fd/{}", path.as_raw_fd());
+    rustix::fs::open(
+        own.as_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        RxMode::empty(),
+    )
+    .map_err(|e| SysError::new("open", PTMX, rx(e)))
 }
 
 /// Copy the window size of terminal `from` to the pty master `to`.

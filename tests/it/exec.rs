@@ -778,6 +778,40 @@ fn tty_without_i_only_shows_output() {
 }
 
 #[test]
+fn tty_is_a_terminal_of_the_containers_own_devpts() {
+    // As under `docker exec -t`: the terminal has a name in the container, and that
+    // name is this very terminal (a host pty would have no name there).
+    let c = Container::probe("tty-name", &[]);
+    let out = dlx_exec(&["-t", &c.name, "--", "/probe", "tty"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(
+        text.starts_with("/dev/pts/") && text.trim_end().ends_with(" same"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn ptmx_look_alike_outside_devpts_is_refused_for_a_host_terminal() {
+    // A container that put a tmpfs over /dev/pts and a ptmx look-alike in it: dlx
+    // checks before it opens, refuses it, and gives the session a host terminal.
+    let c = Container::probe("tty-planted", &["--tmpfs", "/dev/pts"]);
+    let plant = dlx_exec(&[
+        &c.name,
+        "--",
+        "/.dlx/bin/mknod",
+        "/dev/pts/ptmx",
+        "c",
+        "5",
+        "2",
+    ]);
+    assert!(plant.status.success(), "{}", stderr(&plant));
+    let out = dlx_exec(&["-t", &c.name, "--", "/probe", "tty"]);
+    assert_eq!(stdout(&out).trim_end(), "no name", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
 fn restarting_container_is_refused() {
     // A command that fails at once, restarted by the engine with a growing back-off:
     // most of the time the container sits in "restarting".
