@@ -251,6 +251,54 @@ pub fn elf_info(bytes: &[u8]) -> Option<ElfInfo> {
     })
 }
 
+/// `bytes` (an ELF object) with `DF_1_NODEFLIB` added to its `DT_FLAGS_1` entry: the
+/// loader then never looks in its default directories (`/lib/<triplet>`, `/usr/lib`,
+/// ...) for what this object loads, `dlopen` included. `None` when it is not ELF or
+/// its dynamic segment has no `DT_FLAGS_1` entry to change.
+pub fn without_default_search(bytes: &[u8]) -> Option<Vec<u8>> {
+    use goblin::elf::dynamic::{DF_1_NODEFLIB, DT_FLAGS_1, DT_NULL};
+    use goblin::elf::program_header::PT_DYNAMIC;
+    let elf = goblin::elf::Elf::parse(bytes).ok()?;
+    let segment = elf
+        .program_headers
+        .iter()
+        .find(|p| p.p_type == PT_DYNAMIC)?;
+    let start = usize::try_from(segment.p_offset).ok()?;
+    let end = start.checked_add(usize::try_from(segment.p_filesz).ok()?)?;
+    let table = bytes.get(start..end)?;
+    // Entries are (tag, value) pairs of the object's word size and byte order.
+    let word = if elf.is_64 { 8 } else { 4 };
+    let read = |at: &[u8]| -> u64 {
+        let mut buf = [0u8; 8];
+        match elf.little_endian {
+            true => buf[..word].copy_from_slice(at),
+            false => buf[8 - word..].copy_from_slice(at),
+        }
+        match elf.little_endian {
+            true => u64::from_le_bytes(buf),
+            false => u64::from_be_bytes(buf),
+        }
+    };
+    for (i, entry) in table.chunks_exact(2 * word).enumerate() {
+        match read(&entry[..word]) {
+            DT_NULL => return None,
+            DT_FLAGS_1 => {
+                let flags = read(&entry[word..]) | DF_1_NODEFLIB;
+                let at = start + i * 2 * word + word;
+                let mut out = bytes.to_vec();
+                let value = match elf.little_endian {
+                    true => flags.to_le_bytes()[..word].to_vec(),
+                    false => flags.to_be_bytes()[8 - word..].to_vec(),
+                };
+                out[at..at + word].copy_from_slice(&value);
+                return Some(out);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The directories the loader searches by default for Debian architecture `arch`,
 /// in its order.
 pub fn library_dirs(arch: &str) -> [String; 6] {
@@ -347,6 +395,56 @@ mod tests {
     fn symlink_loops_do_not_hang() {
         let t = tree(&[Entry::symlink("./a", "b", 0), Entry::symlink("./b", "a", 0)]);
         assert!(!t.exists("/a"));
+    }
+
+    /// A little-endian ELF64 shared object of headers only: one `PT_DYNAMIC` segment
+    /// holding `entries` and a `DT_NULL`.
+    fn elf64_with_dynamic(entries: &[(u64, u64)]) -> Vec<u8> {
+        let mut elf = vec![0u8; 64 + 56];
+        elf[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        let put = |elf: &mut Vec<u8>, at: usize, bytes: &[u8]| {
+            elf[at..at + bytes.len()].copy_from_slice(bytes)
+        };
+        put(&mut elf, 16, &3u16.to_le_bytes()); // ET_DYN
+        put(&mut elf, 18, &62u16.to_le_bytes()); // EM_X86_64
+        put(&mut elf, 20, &1u32.to_le_bytes());
+        put(&mut elf, 32, &64u64.to_le_bytes()); // e_phoff
+        put(&mut elf, 52, &64u16.to_le_bytes()); // e_ehsize
+        put(&mut elf, 54, &56u16.to_le_bytes()); // e_phentsize
+        put(&mut elf, 56, &1u16.to_le_bytes()); // e_phnum
+        let table: Vec<u8> = entries
+            .iter()
+            .chain([&(0, 0)])
+            .flat_map(|(tag, value)| [tag.to_le_bytes(), value.to_le_bytes()].concat())
+            .collect();
+        put(&mut elf, 64, &2u32.to_le_bytes()); // PT_DYNAMIC
+        put(&mut elf, 64 + 8, &120u64.to_le_bytes()); // p_offset
+        put(&mut elf, 64 + 16, &120u64.to_le_bytes()); // p_vaddr
+        put(&mut elf, 64 + 32, &(table.len() as u64).to_le_bytes()); // p_filesz
+        put(&mut elf, 64 + 40, &(table.len() as u64).to_le_bytes()); // p_memsz
+        elf.extend(table);
+        elf
+    }
+
+    #[test]
+    fn default_search_is_turned_off_in_the_flags_1_entry_only() {
+        use goblin::elf::dynamic::{DF_1_NODEFLIB, DF_1_NOW, DT_FLAGS_1};
+        let object = elf64_with_dynamic(&[(0x1e, 8), (DT_FLAGS_1, DF_1_NOW)]);
+        let sealed = without_default_search(&object).unwrap();
+        // Only the value of the second entry changed: NOW kept, NODEFLIB added.
+        let at = 120 + 16 + 8;
+        assert_eq!(sealed[..at], object[..at]);
+        assert_eq!(
+            u64::from_le_bytes(sealed[at..at + 8].try_into().unwrap()),
+            DF_1_NOW | DF_1_NODEFLIB
+        );
+        assert_eq!(sealed[at + 8..], object[at + 8..]);
+        // Nothing to change, or nothing ELF: no copy.
+        assert_eq!(
+            without_default_search(&elf64_with_dynamic(&[(0x1e, 8)])),
+            None
+        );
+        assert_eq!(without_default_search(b"#!/bin/sh\n"), None);
     }
 
     #[test]

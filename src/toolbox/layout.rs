@@ -283,6 +283,44 @@ pub fn seal_loader(path: &str, data: &[u8]) -> Result<Vec<u8>, ToolboxError> {
     Ok(sealed)
 }
 
+/// Marks an ELF object to search no default directory (see
+/// [`tree::without_default_search`]); tests pass one for fake objects.
+pub type SearchSealer = fn(&[u8]) -> Option<Vec<u8>>;
+
+/// The libc, which loads NSS modules by name (`libnss_<service>.so.2`, the services an
+/// `/etc/nsswitch.conf` lists).
+const LIBC: &str = "lib/libc.so.6";
+
+/// Make every ELF object of `layout` (libraries and dynamic tools) load nothing from
+/// the loader's default directories, which in a session are the container's: a
+/// library the toolbox lacks is then not found rather than taken from the
+/// container. This matters for what is loaded by name at run time, above all the NSS
+/// modules the container's `/etc/nsswitch.conf` names, which libc would otherwise
+/// load from the container's `/lib` into a toolbox tool. The loader only knows the
+/// flag from an object's own `DT_FLAGS_1` entry: objects without one are left as
+/// they are, and a libc without one is an error (the tree would still load NSS
+/// modules from the container).
+pub fn seal_search(layout: &mut Layout, seal: SearchSealer) -> Result<(), ToolboxError> {
+    // The loader itself allows no flag but `DF_1_NOW` (it asserts so), and it loads
+    // nothing on its own behalf.
+    let loader = layout.loader.as_ref().map(|l| format!("lib/{l}"));
+    for (path, node) in layout.nodes.iter_mut() {
+        let Node::File { data, .. } = node else {
+            continue;
+        };
+        let object = path.starts_with("lib/") || path.starts_with("libexec/");
+        if !object || loader.as_ref() == Some(path) {
+            continue;
+        }
+        match seal(data) {
+            Some(sealed) => *data = sealed,
+            None if path == LIBC => return Err(ToolboxError::LibcSearch { path: path.clone() }),
+            None => tracing::debug!(path, "no DT_FLAGS_1 entry: default search left as is"),
+        }
+    }
+    Ok(())
+}
+
 /// Lay out the toolbox for `manifest` from `files`, for Debian architecture `arch`.
 pub fn plan(
     manifest: &Manifest,
@@ -665,6 +703,39 @@ pub(crate) mod tests {
             Some(Node::File { data, executable }) => (data.clone(), *executable),
             other => panic!("{path}: {other:?}"),
         }
+    }
+
+    /// Seals a fake object by marking it; objects holding `noflags` have no entry.
+    fn fake_seal(data: &[u8]) -> Option<Vec<u8>> {
+        let fake = data.starts_with(b"\x7fELF\n") && !data.ends_with(b"noflags");
+        fake.then(|| [data, b"\nnodeflib"].concat())
+    }
+
+    #[test]
+    fn every_library_and_dynamic_tool_but_the_loader_searches_no_default_directory() {
+        let mut layout = plan(&manifest(TOOLS), &packages(), "amd64", fake_elf).unwrap();
+        let before = layout.clone();
+        seal_search(&mut layout, fake_seal).unwrap();
+        for (path, node) in &layout.nodes {
+            let sealed = matches!(node, Node::File { data, .. } if data.ends_with(b"\nnodeflib"));
+            let object = (path.starts_with("lib/") || path.starts_with("libexec/"))
+                && matches!(node, Node::File { .. });
+            let loader = path == "lib/ld-linux-x86-64.so.2";
+            assert_eq!(sealed, object && !loader, "{path}");
+            if !sealed {
+                assert_eq!(before.nodes.get(path), Some(node), "{path}");
+            }
+        }
+        assert!(file(&layout, "libexec/ip").0.ends_with(b"\nnodeflib"));
+        assert!(file(&layout, "lib/libc.so.6").0.ends_with(b"\nnodeflib"));
+
+        // A libc whose search cannot be sealed is refused; another library is kept.
+        let mut layout = plan(&manifest(TOOLS), &packages(), "amd64", fake_elf).unwrap();
+        if let Some(Node::File { data, .. }) = layout.nodes.get_mut("lib/libc.so.6") {
+            data.extend_from_slice(b"noflags");
+        }
+        let e = seal_search(&mut layout, fake_seal).unwrap_err().to_string();
+        assert!(e.contains("lib/libc.so.6") && e.contains("NSS"), "{e}");
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub enum ToolboxError {
         paths: usize,
         mentions: usize,
     },
+    #[error("the toolbox's {path} has no DT_FLAGS_1 entry, so it cannot be kept from loading NSS modules out of the container\nhint: this libc is built unlike Debian's; report it")]
+    LibcSearch { path: String },
     #[error("failed to encode the toolbox description")]
     Json(#[source] serde_json::Error),
     #[error("cannot {op} {path}: {source}\nhint: check that the cache directory is writable, or set DLX_CACHE_DIR")]
@@ -366,7 +368,9 @@ fn assemble(
             build::package_entries(&deb, distro.usr_merge)?,
         );
     }
-    layout::plan(manifest, &files, arch, build::tree::elf_info)
+    let mut layout = layout::plan(manifest, &files, arch, build::tree::elf_info)?;
+    layout::seal_search(&mut layout, build::tree::without_default_search)?;
+    Ok(layout)
 }
 
 /// The `toolbox.json` of a layout.

@@ -23,8 +23,9 @@ use crate::apt::cache::{sweep_stale_temps, temp_name};
 /// Bump when the same packages and manifest would give a different tree: trees of
 /// other versions are not used (not even when the archive cannot be reached), and a
 /// new tree is assembled beside them. 2: the loader reads no preload file, and the
-/// wrappers unset the loader's and libraries' variables.
-pub const ASSEMBLER_VERSION: u32 = 2;
+/// wrappers unset the loader's and libraries' variables. 3: objects search no default
+/// library directory (`DF_1_NODEFLIB`).
+pub const ASSEMBLER_VERSION: u32 = 3;
 
 /// The description file at the top of every tree.
 pub const DESCRIPTION: &str = "toolbox.json";

@@ -599,16 +599,22 @@ const INJECTING_ENV: [&str; 5] = [
     "DLX_TEST_KEEP=kept",
 ];
 
+/// The image's `/etc/nsswitch.conf`: users, groups and hosts looked up through its
+/// own NSS module too.
+const NSSWITCH: &str = "passwd: files evil\ngroup: files evil\nhosts: files evil\n";
+
 /// An image that injects the library into every dynamic program it can: `/evil.so`
 /// named by `/etc/ld.so.preload` and by `LD_PRELOAD` and `LD_AUDIT` in its config's
-/// environment. Its own programs: the probe, and the host's `/bin/true` with the
+/// environment, and as the NSS module `libnss_evil.so.2` in its `/lib`. Its own programs: the probe, and the host's `/bin/true` with the
 /// host's loader and libc (a dynamic program of the container, for the control).
 fn preloading_image() -> String {
     static ONCE: OnceLock<String> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let files: [(PathBuf, &str); 5] = [
+        let files: [(PathBuf, &str); 6] = [
             (probe_binary(), "probe"),
             (preload_library(), "evil.so"),
+            // The same library as the NSS module NSSWITCH names.
+            (preload_library(), "lib/x86_64-linux-gnu/libnss_evil.so.2"),
             ("/bin/true".into(), "bin/true"),
             (
                 "/lib64/ld-linux-x86-64.so.2".into(),
@@ -627,6 +633,7 @@ fn preloading_image() -> String {
             sha.update(to.as_bytes());
         }
         sha.update(INJECTING_ENV.join("\n").as_bytes());
+        sha.update(NSSWITCH.as_bytes());
         let tag = format!("dlx-test/preloading:{}", &hex::encode(sha.finalize())[..16]);
         if docker_output(&["image", "inspect", &tag]).status.success() {
             return tag;
@@ -640,6 +647,7 @@ fn preloading_image() -> String {
         }
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::fs::write(root.join("etc/ld.so.preload"), "/evil.so\n").unwrap();
+        std::fs::write(root.join("etc/nsswitch.conf"), NSSWITCH).unwrap();
         let tar = work_dir().join(format!("preloading-{}.tar", std::process::id()));
         let ok = Command::new("tar")
             .arg("-C")
@@ -668,11 +676,12 @@ fn preloading_image() -> String {
 }
 
 /// The toolbox's tools load none of the container's code, in plain and forensic
-/// sessions, though the image names a library in `/etc/ld.so.preload` and in
-/// `LD_PRELOAD`/`LD_AUDIT`: their loader reads no preload file and their wrappers
-/// unset the variables. The container's own programs keep both.
+/// sessions, though the image names a library in `/etc/ld.so.preload`, in
+/// `LD_PRELOAD`/`LD_AUDIT` and as an NSS module: their loader reads no preload file,
+/// their wrappers unset the variables, and their objects search no default library
+/// directory. The container's own programs keep both.
 #[test]
-fn toolbox_tools_ignore_the_containers_preload_file_and_loader_variables() {
+fn toolbox_tools_ignore_the_containers_preload_file_loader_variables_and_nss_modules() {
     const SEEN: &str = "DLX-PRELOADED";
     // The library is valid and shows when loaded: the host's loader preloads it.
     let lib = preload_library();
@@ -735,6 +744,28 @@ fn toolbox_tools_ignore_the_containers_preload_file_and_loader_variables() {
     }
     let ip = run_ok(&c, &["ip", "addr"]);
     assert!(ip.contains("127.0.0.1"), "{ip}");
+
+    // Lookups through the container's /etc/nsswitch.conf do not load its NSS module
+    // (libc searches no default directory, which would be the container's /lib):
+    // users by lsof, a host name by curl (which then fails to resolve it).
+    let lookups: [&[&str]; 2] = [
+        &["lsof", "-p", "1"],
+        &["curl", "-s", "-m", "2", "http://nss-module.invalid/"],
+    ];
+    for flags in [&[][..], &["--forensic"]] {
+        for lookup in lookups {
+            let mut args = flags.to_vec();
+            args.extend([c.name.as_str(), "--"]);
+            args.extend_from_slice(lookup);
+            let out = dlx_exec(&args);
+            let both = format!("{}{}", stdout(&out), stderr(&out));
+            assert!(
+                out.status.code() != Some(99) && !both.contains(SEEN),
+                "{flags:?} {lookup:?}: {}",
+                describe(&out)
+            );
+        }
+    }
 
     // What a tool starts inherits the tool's environment: without the variables, the
     // rest untouched.
