@@ -268,15 +268,15 @@ pub fn without_default_search(bytes: &[u8]) -> Option<Vec<u8>> {
     let table = bytes.get(start..end)?;
     // Entries are (tag, value) pairs of the object's word size and byte order.
     let word = if elf.is_64 { 8 } else { 4 };
+    let little = elf.little_endian;
     let read = |at: &[u8]| -> u64 {
         let mut buf = [0u8; 8];
-        match elf.little_endian {
-            true => buf[..word].copy_from_slice(at),
-            false => buf[8 - word..].copy_from_slice(at),
-        }
-        match elf.little_endian {
-            true => u64::from_le_bytes(buf),
-            false => u64::from_be_bytes(buf),
+        if little {
+            buf[..word].copy_from_slice(at);
+            u64::from_le_bytes(buf)
+        } else {
+            buf[8 - word..].copy_from_slice(at);
+            u64::from_be_bytes(buf)
         }
     };
     for (i, entry) in table.chunks_exact(2 * word).enumerate() {
@@ -284,12 +284,12 @@ pub fn without_default_search(bytes: &[u8]) -> Option<Vec<u8>> {
             DT_NULL => return None,
             DT_FLAGS_1 => {
                 let flags = read(&entry[word..]) | DF_1_NODEFLIB;
-                let at = start + i * 2 * word + word;
-                let mut out = bytes.to_vec();
-                let value = match elf.little_endian {
+                let value = match little {
                     true => flags.to_le_bytes()[..word].to_vec(),
                     false => flags.to_be_bytes()[8 - word..].to_vec(),
                 };
+                let at = start + i * 2 * word + word;
+                let mut out = bytes.to_vec();
                 out[at..at + word].copy_from_slice(&value);
                 return Some(out);
             }

@@ -729,7 +729,7 @@ pub(crate) mod tests {
         assert!(file(&layout, "libexec/ip").0.ends_with(b"\nnodeflib"));
         assert!(file(&layout, "lib/libc.so.6").0.ends_with(b"\nnodeflib"));
 
-        // A libc whose search cannot be sealed is refused; another library is kept.
+        // A libc whose default search cannot be turned off is refused.
         let mut layout = plan(&manifest(TOOLS), &packages(), "amd64", fake_elf).unwrap();
         if let Some(Node::File { data, .. }) = layout.nodes.get_mut("lib/libc.so.6") {
             data.extend_from_slice(b"noflags");

@@ -718,12 +718,16 @@ fn toolbox_tools_ignore_the_containers_preload_file_loader_variables_and_nss_mod
         &["lsof", "-v"],
         &["ls", "/"],
     ];
+    // `dlx exec FLAGS CONTAINER -- CMD`
+    let session = |flags: &[&str], cmd: &[&str]| {
+        let mut args = flags.to_vec();
+        args.extend([c.name.as_str(), "--"]);
+        args.extend_from_slice(cmd);
+        dlx_exec(&args)
+    };
     for flags in [&[][..], &["--forensic"]] {
         for tool in tools {
-            let mut args = flags.to_vec();
-            args.extend([c.name.as_str(), "--"]);
-            args.extend_from_slice(tool);
-            let out = dlx_exec(&args);
+            let out = session(flags, tool);
             assert!(
                 out.status.success(),
                 "{flags:?} {tool:?}: {}",
@@ -754,10 +758,7 @@ fn toolbox_tools_ignore_the_containers_preload_file_loader_variables_and_nss_mod
     ];
     for flags in [&[][..], &["--forensic"]] {
         for lookup in lookups {
-            let mut args = flags.to_vec();
-            args.extend([c.name.as_str(), "--"]);
-            args.extend_from_slice(lookup);
-            let out = dlx_exec(&args);
+            let out = session(flags, lookup);
             let both = format!("{}{}", stdout(&out), stderr(&out));
             assert!(
                 out.status.code() != Some(99) && !both.contains(SEEN),
