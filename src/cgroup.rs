@@ -4,7 +4,7 @@
 //! read through the pinned proc directory, and are checked to stay under the
 //! container's own scope.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::sys;
@@ -317,9 +317,10 @@ impl Freezer {
 
     /// Whether process `pid` is in the container's cgroup of this hierarchy.
     pub fn holds(&self, pid: i32) -> bool {
-        sys::read_file(&format!("/proc/{pid}/cgroup"), 64 * 1024)
-            .map(|raw| parse(&String::from_utf8_lossy(&raw)).contains(&self.membership))
-            .unwrap_or(false)
+        sys::open_proc_dir(pid)
+            .ok()
+            .and_then(|dir| read(dir.as_fd(), pid).ok())
+            .is_some_and(|memberships| memberships.contains(&self.membership))
     }
 
     /// Move process `pid` out of the container's cgroup of this hierarchy into dlx's,
