@@ -11,7 +11,9 @@
 //!   [`seal_loader`]) and the `DT_NEEDED` closure of every
 //!   dynamic tool plus the manifest's dlopen'd libraries: each library's real file
 //!   (symlinks in the packages followed) under its own name, and a link from the
-//!   name asked for when that differs.
+//!   name asked for when that differs;
+//! - `etc/openssl.cnf`, an OpenSSL configuration that configures nothing, read by the
+//!   tools linked with libcrypto in place of the container's (see [`wrapper`]).
 //!
 //! Modes are fixed (0755 for executables, 0644 otherwise) whatever the packages say,
 //! and nothing is setuid.
@@ -22,7 +24,7 @@ use crate::build::tree::{self, ElfInfo, Tree};
 use crate::oci::{Entry, Kind};
 
 use super::manifest::Manifest;
-use super::{ToolboxError, BIN, LIB, LIBEXEC, NO_PRELOAD};
+use super::{ToolboxError, BIN, LIB, LIBEXEC, NO_PRELOAD, OPENSSL_CONF};
 
 /// Reads what the loader needs from an ELF object (`None`: not ELF). Production
 /// passes [`tree::elf_info`]; tests pass a reader of fake objects.
@@ -210,10 +212,15 @@ pub fn unset_line(awk: &str) -> String {
 /// under the toolbox's own BusyBox `sh`, removes the variables of [`unset_line`] (the
 /// session's environment is the container's, and the tool must not load the
 /// container's code), and execs the loader explicitly, so nothing in the container
-/// (its loader, libc, `/etc/ld.so.cache`) is used, and no variable is set that the
-/// tool's children would inherit. What the tool starts (`strace -f CMD`) inherits the
-/// tool's environment, so it runs without the removed variables too.
-pub fn wrapper(name: &str, loader: Option<&str>, args: &[String]) -> String {
+/// (its loader, libc, `/etc/ld.so.cache`) is used. What the tool starts (`strace -f
+/// CMD`) inherits the tool's environment, so it runs without the removed variables
+/// too.
+///
+/// The one variable a wrapper sets is `OPENSSL_CONF`, for a tool linked with
+/// libcrypto (`openssl`): OpenSSL otherwise reads the container's `openssl.cnf`,
+/// which can name a provider or engine module by path, and loads it into the tool
+/// (curl does at start-up). No other tool gets it, so their children do not either.
+pub fn wrapper(name: &str, loader: Option<&str>, args: &[String], openssl: bool) -> String {
     let mut words: Vec<String> = Vec::new();
     if let Some(loader) = loader {
         words.extend([
@@ -233,14 +240,31 @@ pub fn wrapper(name: &str, loader: Option<&str>, args: &[String]) -> String {
     } else {
         ""
     };
+    let openssl = match openssl {
+        true => format!(
+            "# OpenSSL reads the toolbox's configuration, not the container's\n\
+             export OPENSSL_CONF={OPENSSL_CONF}\n"
+        ),
+        false => String::new(),
+    };
     format!(
         "#!{BIN}/sh\n# dlx toolbox: {name}{how}\n\
          # unset: what would make a loader or library load other code (LD_*, ...)\n\
-         {}\nexec {} \"$@\"\n",
+         {}\n{openssl}exec {} \"$@\"\n",
         unset_line(&format!("{BIN}/busybox awk")),
         line.join(" ")
     )
 }
+
+/// The file [`OPENSSL_CONF`] names: no directive, so OpenSSL loads no module and
+/// keeps its built-in defaults.
+pub const OPENSSL_CNF: &str =
+    "# dlx toolbox: what OpenSSL reads in place of the container's openssl.cnf,\n\
+     # which could name a provider or engine module for a toolbox tool to load.\n\
+     # Nothing is configured: OpenSSL's built-in defaults apply.\n";
+
+/// libcrypto's file names start so (`libcrypto.so.3`).
+const LIBCRYPTO: &str = "libcrypto.so";
 
 /// The bytes the loader names its preload file with, and what [`seal_loader`] puts in
 /// their place: [`NO_PRELOAD`], NUL-padded to the same length.
@@ -405,6 +429,8 @@ pub fn plan(
 
     // Tools, and the libraries they ask for: (name, runpaths of the asker, asker).
     let mut wanted: VecDeque<(String, Vec<String>, String)> = VecDeque::new();
+    // Dynamic tools: (tool, loader, libraries it asks for).
+    let mut dynamic = Vec::new();
     for tool in &manifest.tools {
         let (source, real, data) = find(&tool.package, &tool.name)?;
         let info = read(&real, data)?;
@@ -425,7 +451,7 @@ pub fn plan(
                 );
             }
             Linkage::Static => {
-                let (path, node) = script(&tool.name, None, &tool.args);
+                let (path, node) = script(&tool.name, None, &tool.args, false);
                 layout.nodes.insert(path, node);
                 layout.nodes.insert(
                     format!("libexec/{}", tool.name),
@@ -469,8 +495,8 @@ pub fn plan(
                         layout.loader = Some(loader.clone());
                     }
                 }
-                let (path, node) = script(&tool.name, Some(&loader), &tool.args);
-                layout.nodes.insert(path, node);
+                // Its wrapper once its libraries are known.
+                dynamic.push((tool, loader, info.needed.clone()));
                 layout.nodes.insert(
                     format!("libexec/{}", tool.name),
                     Node::File {
@@ -496,6 +522,8 @@ pub fn plan(
         }
     }
 
+    // What each library asks for in turn, by the name it was asked for by.
+    let mut asks: HashMap<String, Vec<String>> = HashMap::new();
     // The DT_NEEDED closure, breadth first. Each library's file keeps its real name
     // (some programs read their libraries' versions from it, through
     // /proc/self/maps), with a link from the name asked for when that differs.
@@ -545,17 +573,55 @@ pub fn plan(
         for lib in &info.needed {
             wanted.push_back((lib.clone(), info.runpaths.clone(), real.clone()));
         }
+        asks.insert(name, info.needed);
     }
     layout.libraries.sort();
+
+    // The wrappers: a tool linked with libcrypto reads the toolbox's OpenSSL
+    // configuration, which is then part of the tree.
+    let mut openssl = false;
+    for (tool, loader, needed) in dynamic {
+        let links_libcrypto = closure(&needed, &asks)
+            .iter()
+            .any(|lib| lib.starts_with(LIBCRYPTO));
+        openssl |= links_libcrypto;
+        let (path, node) = script(&tool.name, Some(&loader), &tool.args, links_libcrypto);
+        layout.nodes.insert(path, node);
+    }
+    if openssl {
+        layout.nodes.insert("etc".into(), Node::Dir);
+        layout.nodes.insert(
+            OPENSSL_CNF_PATH.into(),
+            Node::File {
+                data: OPENSSL_CNF.as_bytes().to_vec(),
+                executable: false,
+            },
+        );
+    }
     Ok(layout)
 }
 
+/// [`OPENSSL_CONF`] in the tree.
+const OPENSSL_CNF_PATH: &str = "etc/openssl.cnf";
+
+/// Every library `needed` leads to, through what each library asks for (`asks`).
+fn closure<'a>(needed: &'a [String], asks: &'a HashMap<String, Vec<String>>) -> HashSet<&'a str> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut next: Vec<&str> = needed.iter().map(String::as_str).collect();
+    while let Some(lib) = next.pop() {
+        if seen.insert(lib) {
+            next.extend(asks.get(lib).into_iter().flatten().map(String::as_str));
+        }
+    }
+    seen
+}
+
 /// The wrapper node for `bin/<name>`.
-fn script(name: &str, loader: Option<&str>, args: &[String]) -> (String, Node) {
+fn script(name: &str, loader: Option<&str>, args: &[String], openssl: bool) -> (String, Node) {
     (
         format!("bin/{name}"),
         Node::File {
-            data: wrapper(name, loader, args).into_bytes(),
+            data: wrapper(name, loader, args, openssl).into_bytes(),
             executable: true,
         },
     )
@@ -828,7 +894,7 @@ pub(crate) mod tests {
             ss.ends_with("--argv0 ss /.dlx/libexec/ss -Z 'it'\\''s' \"$@\"\n"),
             "{ss}"
         );
-        for script in [ss, wrapper("x", None, &[])] {
+        for script in [ss, wrapper("x", None, &[], false)] {
             let lines: Vec<&str> = script.lines().collect();
             assert_eq!(lines[0], "#!/.dlx/bin/sh");
             // comments, the unset line (awk run by absolute path, as busybox), the exec
@@ -840,9 +906,83 @@ pub(crate) mod tests {
             assert_eq!(script.matches("exec ").count(), 1);
         }
         assert_eq!(
-            wrapper("x", None, &["a b".into()]).lines().last().unwrap(),
+            wrapper("x", None, &["a b".into()], false)
+                .lines()
+                .last()
+                .unwrap(),
             "exec /.dlx/libexec/x 'a b' \"$@\""
         );
+    }
+
+    /// A tool reaching libcrypto, here only through another library (as curl does
+    /// through libcurl and libssl), reads the toolbox's OpenSSL configuration, which
+    /// the tree then holds; the other tools get no variable at all.
+    #[test]
+    fn tools_linked_with_libcrypto_read_the_toolboxs_openssl_configuration() {
+        let lib = "./usr/lib/x86_64-linux-gnu";
+        let mut files = packages();
+        files.add(
+            "libssl3",
+            vec![
+                Entry::file(
+                    &format!("{lib}/libcrypto.so.3"),
+                    0o644,
+                    0,
+                    obj("needed=libc.so.6"),
+                ),
+                Entry::file(
+                    &format!("{lib}/libssl.so.3"),
+                    0o644,
+                    0,
+                    obj("needed=libcrypto.so.3,libc.so.6"),
+                ),
+                Entry::file(
+                    &format!("{lib}/libcurl.so.4"),
+                    0o644,
+                    0,
+                    obj("needed=libssl.so.3,libc.so.6"),
+                ),
+            ],
+        );
+        files.add(
+            "curl",
+            vec![Entry::file(
+                "./usr/bin/curl",
+                0o755,
+                0,
+                obj("interp=/lib64/ld-linux-x86-64.so.2\nneeded=libcurl.so.4,libc.so.6"),
+            )],
+        );
+        let tools = format!("{TOOLS}[[tools]]\nname = \"curl\"\npackage = \"curl\"\n");
+        let layout = plan(&manifest(&tools), &files, "amd64", fake_elf).unwrap();
+
+        let curl = String::from_utf8(file(&layout, "bin/curl").0).unwrap();
+        let lines: Vec<&str> = curl.lines().collect();
+        assert_eq!(
+            lines[5],
+            format!("export OPENSSL_CONF={OPENSSL_CONF}"),
+            "{curl}"
+        );
+        assert!(lines[6].starts_with("exec /.dlx/lib/"), "{curl}");
+        assert_eq!(
+            format!("{}/{OPENSSL_CNF_PATH}", crate::toolbox::MOUNT_POINT),
+            OPENSSL_CONF
+        );
+        let (cnf, executable) = file(&layout, OPENSSL_CNF_PATH);
+        assert!(!executable);
+        // comments only: nothing for OpenSSL to act on
+        let cnf = String::from_utf8(cnf).unwrap();
+        assert!(cnf.lines().all(|l| l.starts_with('#')), "{cnf}");
+        assert_eq!(layout.nodes.get("etc"), Some(&Node::Dir));
+        for other in ["bin/ip", "bin/ss"] {
+            let script = String::from_utf8(file(&layout, other).0).unwrap();
+            assert!(!script.contains("OPENSSL_CONF="), "{other}: {script}");
+        }
+
+        // Without such a tool, no variable and no file.
+        let layout = plan(&manifest(TOOLS), &files, "amd64", fake_elf).unwrap();
+        assert!(!layout.nodes.contains_key(OPENSSL_CNF_PATH));
+        assert!(!layout.nodes.contains_key("etc"));
     }
 
     /// The unset line run for real, by the host's `sh` and `awk`: it removes every

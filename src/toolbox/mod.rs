@@ -42,6 +42,10 @@ pub const LIBEXEC: &str = "/.dlx/libexec";
 /// read-only toolbox mount that no toolbox holds, so the loader never preloads
 /// anything (see [`layout::seal_loader`]).
 pub const NO_PRELOAD: &str = "/.dlx/no/preload";
+/// The OpenSSL configuration the wrappers of tools linked with libcrypto name in
+/// `OPENSSL_CONF`, in place of the container's `openssl.cnf` (see
+/// [`layout::OPENSSL_CNF`]).
+pub const OPENSSL_CONF: &str = "/.dlx/etc/openssl.cnf";
 
 /// Errors of the toolbox; each names what it is about.
 #[derive(Debug, thiserror::Error)]

@@ -24,8 +24,9 @@ use crate::apt::cache::{sweep_stale_temps, temp_name};
 /// other versions are not used (not even when the archive cannot be reached), and a
 /// new tree is assembled beside them. 2: the loader reads no preload file, and the
 /// wrappers unset the loader's and libraries' variables. 3: objects search no default
-/// library directory (`DF_1_NODEFLIB`).
-pub const ASSEMBLER_VERSION: u32 = 3;
+/// library directory (`DF_1_NODEFLIB`). 4: tools linked with libcrypto read the
+/// toolbox's OpenSSL configuration (`etc/openssl.cnf`).
+pub const ASSEMBLER_VERSION: u32 = 4;
 
 /// The description file at the top of every tree.
 pub const DESCRIPTION: &str = "toolbox.json";

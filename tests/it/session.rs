@@ -603,10 +603,17 @@ const INJECTING_ENV: [&str; 5] = [
 /// own NSS module too.
 const NSSWITCH: &str = "passwd: files evil\ngroup: files evil\nhosts: files evil\n";
 
+/// The image's OpenSSL configuration, where Debian's OpenSSL looks for it: the
+/// library as a provider module, which OpenSSL loads by path when it reads the file.
+const OPENSSL_CNF: &str = "openssl_conf = init\n[init]\nproviders = providers\n\
+    [providers]\nevil = evil\n[evil]\nmodule = /evil.so\nactivate = 1\n";
+
 /// An image that injects the library into every dynamic program it can: `/evil.so`
 /// named by `/etc/ld.so.preload` and by `LD_PRELOAD` and `LD_AUDIT` in its config's
-/// environment, and as the NSS module `libnss_evil.so.2` in its `/lib`. Its own programs: the probe, and the host's `/bin/true` with the
-/// host's loader and libc (a dynamic program of the container, for the control).
+/// environment, as the NSS module `libnss_evil.so.2` in its `/lib`, and as a provider
+/// module in its `openssl.cnf`. Its own programs: the probe, and the host's
+/// `/bin/true` with the host's loader and libc (a dynamic program of the container,
+/// for the control).
 fn preloading_image() -> String {
     static ONCE: OnceLock<String> = OnceLock::new();
     ONCE.get_or_init(|| {
@@ -634,6 +641,7 @@ fn preloading_image() -> String {
         }
         sha.update(INJECTING_ENV.join("\n").as_bytes());
         sha.update(NSSWITCH.as_bytes());
+        sha.update(OPENSSL_CNF.as_bytes());
         let tag = format!("dlx-test/preloading:{}", &hex::encode(sha.finalize())[..16]);
         if docker_output(&["image", "inspect", &tag]).status.success() {
             return tag;
@@ -648,6 +656,8 @@ fn preloading_image() -> String {
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::fs::write(root.join("etc/ld.so.preload"), "/evil.so\n").unwrap();
         std::fs::write(root.join("etc/nsswitch.conf"), NSSWITCH).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib/ssl")).unwrap();
+        std::fs::write(root.join("usr/lib/ssl/openssl.cnf"), OPENSSL_CNF).unwrap();
         let tar = work_dir().join(format!("preloading-{}.tar", std::process::id()));
         let ok = Command::new("tar")
             .arg("-C")
@@ -677,11 +687,13 @@ fn preloading_image() -> String {
 
 /// The toolbox's tools load none of the container's code, in plain and forensic
 /// sessions, though the image names a library in `/etc/ld.so.preload`, in
-/// `LD_PRELOAD`/`LD_AUDIT` and as an NSS module: their loader reads no preload file,
-/// their wrappers unset the variables, and their objects search no default library
+/// `LD_PRELOAD`/`LD_AUDIT`, as an NSS module and as an OpenSSL provider: their loader
+/// reads no preload file, their wrappers unset the variables (and point OpenSSL at
+/// the toolbox's configuration), and their objects search no default library
 /// directory. The container's own programs keep both.
 #[test]
-fn toolbox_tools_ignore_the_containers_preload_file_loader_variables_and_nss_modules() {
+fn toolbox_tools_ignore_the_containers_preload_file_loader_variables_nss_modules_and_openssl_config(
+) {
     const SEEN: &str = "DLX-PRELOADED";
     // The library is valid and shows when loaded: the host's loader preloads it.
     let lib = preload_library();
@@ -751,7 +763,8 @@ fn toolbox_tools_ignore_the_containers_preload_file_loader_variables_and_nss_mod
 
     // Lookups through the container's /etc/nsswitch.conf do not load its NSS module
     // (libc searches no default directory, which would be the container's /lib):
-    // users by lsof, a host name by curl (which then fails to resolve it).
+    // users by lsof, a host name by curl (which then fails to resolve it). curl reads
+    // an OpenSSL configuration as it starts, the toolbox's and not the container's.
     let lookups: [&[&str]; 2] = [
         &["lsof", "-p", "1"],
         &["curl", "-s", "-m", "2", "http://nss-module.invalid/"],
