@@ -101,7 +101,11 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
     let (root_mode, root_mount) = mount_stat(root.as_fd(), "")?;
     let root_mode = root_mode & 0o7777;
     let mut entries = Vec::new();
-    let mut dir = rustix::fs::Dir::read_from(&root).map_err(err("opendir", "/"))?;
+    // A duplicate of `root` to list it, not a reopen (what `Dir::read_from` does): on
+    // a FUSE root (Docker's fuse-overlayfs driver) each open of a directory is a
+    // round trip to its daemon.
+    let listing = rustix::io::fcntl_dupfd_cloexec(&root, 0).map_err(err("dup", "/"))?;
+    let mut dir = rustix::fs::Dir::new(listing).map_err(err("opendir", "/"))?;
     while let Some(item) = dir.read() {
         let item = item.map_err(err("readdir", "/"))?;
         let name = item.file_name().to_string_lossy().into_owned();
