@@ -44,6 +44,12 @@ pub fn run(args: ToolboxArgs) -> Result<ExitStatus> {
                 mib(d.size),
                 fetched.installed.root.display()
             ));
+            for tree in &fetched.removed {
+                output::info(format!(
+                    "removed the unused toolbox tree {}",
+                    tree.display()
+                ));
+            }
             println!("{}", fetched.installed.root.display());
         }
     }

@@ -28,7 +28,7 @@ use crate::deb::{Deb, DebError};
 use crate::output;
 use layout::{Extracted, Layout};
 use manifest::Manifest;
-use store::{Current, Description, Installed, PackageRecord, Store, ToolRecord};
+use store::{Current, Description, Hold, Installed, PackageRecord, Store, ToolRecord};
 
 /// Where a toolbox is mounted inside the container.
 pub const MOUNT_POINT: &str = "/.dlx";
@@ -50,6 +50,8 @@ pub const OPENSSL_CONF: &str = "/.dlx/etc/openssl.cnf";
 /// Errors of the toolbox; each names what it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolboxError {
+    #[error("the toolbox in {dir} was removed twice while this session looked for it\nhint: another dlx is replacing it (`dlx toolbox fetch`); try again")]
+    Collected { dir: PathBuf },
     #[error("invalid toolbox manifest {origin}: {message}")]
     Manifest { origin: String, message: String },
     #[error(transparent)]
@@ -153,16 +155,19 @@ pub struct Toolbox {
     /// flat `--toolbox DIR`.
     pub bin: &'static str,
     pub source: Source,
+    /// The default toolbox's tree is locked against removal while this lives.
+    pub hold: Option<Hold>,
 }
 
 impl Toolbox {
-    fn from_installed(installed: Installed) -> Toolbox {
+    fn from_installed(installed: Installed, hold: Hold) -> Toolbox {
         Toolbox {
             root: installed.root,
             bin: BIN,
             source: Source::Default {
                 digest: installed.description.digest,
             },
+            hold: Some(hold),
         }
     }
 
@@ -223,28 +228,45 @@ pub fn prepare(
         ToolboxChoice::Dir(dir) => user_dir::check(dir, nix::unistd::geteuid().as_raw()).map(Some),
         ToolboxChoice::Default => {
             let store = Store::new(&opts.cache_dir);
-            let manifest_sha = manifest::text_sha256(manifest::BUILTIN);
-            match store.current(&opts.arch, &manifest_sha)? {
-                Current::Valid(installed) => Ok(Some(Toolbox::from_installed(installed))),
-                Current::Stale(old) => {
-                    output::notice("the cached toolbox was made by another dlx version; assembling the current one");
-                    match fetch(opts) {
-                        Ok(fetched) => Ok(Some(Toolbox::from_installed(fetched.installed))),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot assemble the current toolbox");
-                            output::notice(format!(
-                                "using the older toolbox {} ({e})",
-                                old.root.display()
-                            ));
-                            Ok(Some(Toolbox::from_installed(old)))
-                        }
-                    }
-                }
-                Current::Missing => {
-                    output::notice("no toolbox in the cache yet; assembling it from the Debian archive (once; `dlx toolbox fetch` does this ahead of time)");
-                    Ok(Some(Toolbox::from_installed(fetch(opts)?.installed)))
+            // A tree found is held before it is used; one that another dlx's fetch
+            // removed in between is looked for again (that fetch moved the pointer).
+            for _ in 0..2 {
+                let installed = default_tree(&store, opts)?;
+                if let Some(hold) = store.hold(&installed)? {
+                    return Ok(Some(Toolbox::from_installed(installed, hold)));
                 }
             }
+            Err(ToolboxError::Collected {
+                dir: store.dir().to_path_buf(),
+            })
+        }
+    }
+}
+
+/// The tree the pointer names, assembled first when it is missing or stale.
+fn default_tree(store: &Store, opts: &PrepareOptions) -> Result<Installed, ToolboxError> {
+    let manifest_sha = manifest::text_sha256(manifest::BUILTIN);
+    match store.current(&opts.arch, &manifest_sha)? {
+        Current::Valid(installed) => Ok(installed),
+        Current::Stale(old) => {
+            output::notice(
+                "the cached toolbox was made by another dlx version; assembling the current one",
+            );
+            match fetch(opts) {
+                Ok(fetched) => Ok(fetched.installed),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot assemble the current toolbox");
+                    output::notice(format!(
+                        "using the older toolbox {} ({e})",
+                        old.root.display()
+                    ));
+                    Ok(old)
+                }
+            }
+        }
+        Current::Missing => {
+            output::notice("no toolbox in the cache yet; assembling it from the Debian archive (once; `dlx toolbox fetch` does this ahead of time)");
+            Ok(fetch(opts)?.installed)
         }
     }
 }
@@ -269,6 +291,8 @@ pub struct Fetched {
     pub installed: Installed,
     /// False when the tree of these exact packages was already in the cache.
     pub assembled: bool,
+    /// The unused trees removed once the pointer named this one.
+    pub removed: Vec<PathBuf>,
 }
 
 /// Resolve the default toolbox's packages against the archive now, assemble the tree
@@ -315,6 +339,7 @@ pub fn fetch(opts: &PrepareOptions) -> Result<Fetched, ToolboxError> {
         return Ok(Fetched {
             installed,
             assembled: false,
+            removed: store.collect(),
         });
     }
 
@@ -345,6 +370,7 @@ pub fn fetch(opts: &PrepareOptions) -> Result<Fetched, ToolboxError> {
     Ok(Fetched {
         installed,
         assembled: true,
+        removed: store.collect(),
     })
 }
 

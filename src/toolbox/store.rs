@@ -7,6 +7,11 @@
 //! digest race harmlessly (the loser keeps the winner's tree). Reading the pointer and
 //! checking its tree is a handful of system calls and no network: that is the path
 //! `dlx exec` takes on every session.
+//!
+//! A session holds a shared `flock` on its tree's description while it may mount the
+//! tree ([`Store::hold`]). Moving a pointer leaves the previous tree behind (some 30
+//! MiB each security update or dlx version), so [`Store::collect`] removes every tree
+//! no pointer names, once it gets an exclusive lock on it: a tree in use stays.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -117,6 +122,19 @@ pub struct Installed {
     pub root: PathBuf,
     pub description: Description,
 }
+
+/// A shared lock on a tree: while one is held, [`Store::collect`] leaves the tree
+/// alone. Clones share the lock, which ends with the last of them.
+#[derive(Debug, Clone)]
+pub struct Hold(std::sync::Arc<File>);
+
+impl PartialEq for Hold {
+    fn eq(&self, other: &Hold) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Hold {}
 
 /// What the pointer leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +260,76 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// Lock `installed` against [`Store::collect`] for as long as the hold lives.
+    /// `None` when the tree was collected after it was found: look again.
+    pub fn hold(&self, installed: &Installed) -> Result<Option<Hold>, ToolboxError> {
+        use rustix::fs::{flock, FlockOperation};
+        let path = installed.root.join(DESCRIPTION);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open", &path)(e)),
+        };
+        flock(&file, FlockOperation::LockShared)
+            .map_err(|e| io_err("lock", &path)(io::Error::from(e)))?;
+        // A collected tree is moved aside before it is removed: the file locked must
+        // still be the one in place.
+        let locked = file.metadata().map_err(io_err("inspect", &path))?;
+        let in_place = fs::metadata(&path)
+            .is_ok_and(|now| (now.dev(), now.ino()) == (locked.dev(), locked.ino()));
+        Ok(in_place.then(|| Hold(std::sync::Arc::new(file))))
+    }
+
+    /// Remove every tree that no `current-<arch>` pointer names and no session holds
+    /// (see [`Store::hold`]); returns those removed. Best effort: a tree that cannot
+    /// be locked or moved stays for the next time.
+    pub fn collect(&self) -> Vec<PathBuf> {
+        use rustix::fs::{flock, FlockOperation};
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut named = std::collections::HashSet::new();
+        let mut trees = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("current-") {
+                // An unreadable pointer may name any tree: keep them all.
+                let Ok(text) = fs::read_to_string(entry.path()) else {
+                    return Vec::new();
+                };
+                named.insert(text.trim().to_string());
+            } else if is_digest(&name) {
+                trees.push(name);
+            }
+        }
+        let mut removed = Vec::new();
+        for digest in trees.iter().filter(|d| !named.contains(*d)) {
+            let root = self.tree(digest);
+            // A tree without a description is broken, and nobody can hold it.
+            let lock = File::open(root.join(DESCRIPTION)).ok();
+            if let Some(file) = &lock {
+                if let Err(e) = flock(file, FlockOperation::NonBlockingLockExclusive) {
+                    tracing::debug!(path = %root.display(), error = %e, "toolbox tree in use: kept");
+                    continue;
+                }
+            }
+            // Out of sight first, so that a session finding it after this sees it
+            // gone; what a failed removal leaves goes with the stale temporaries.
+            let aside = self.dir.join(temp_name());
+            if let Err(e) = fs::rename(&root, &aside) {
+                tracing::debug!(path = %root.display(), error = %e, "toolbox tree not removed");
+                continue;
+            }
+            drop(lock);
+            if let Err(e) = fs::remove_dir_all(&aside) {
+                tracing::debug!(path = %aside.display(), error = %e, "toolbox tree left for the sweep");
+            }
+            tracing::info!(path = %root.display(), "removed an unused toolbox tree");
+            removed.push(root);
+        }
+        removed
     }
 
     /// Make `current-<arch>` name `digest`.
@@ -463,6 +551,50 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    /// Only trees that no pointer names and nobody holds are removed; a hold on a tree
+    /// that was collected (moved aside) is refused, so the caller looks again.
+    #[test]
+    fn unused_trees_are_collected_and_held_or_named_ones_kept() {
+        let cache = tempfile::tempdir().unwrap();
+        let store = Store::new(cache.path());
+        let [old, held, amd64, arm64] = ["1", "2", "3", "4"].map(|c| c.repeat(64));
+        let mut installed = Vec::new();
+        for d in [&old, &held, &amd64, &arm64] {
+            installed.push(
+                store
+                    .install(&small_layout(), &description(d, "m"))
+                    .unwrap(),
+            );
+        }
+        store.set_current("amd64", &amd64).unwrap();
+        store.set_current("arm64", &arm64).unwrap();
+        let hold = store.hold(&installed[1]).unwrap().expect("in place");
+        // a broken digest directory (no description) goes too; other names stay
+        fs::create_dir(store.tree(&"5".repeat(64))).unwrap();
+        fs::write(store.dir().join("unrelated"), "x").unwrap();
+
+        let mut removed = store.collect();
+        removed.sort();
+        assert_eq!(removed, vec![store.tree(&old), store.tree(&"5".repeat(64))]);
+        assert!(!store.tree(&old).exists());
+        for kept in [&held, &amd64, &arm64] {
+            assert!(store.open(kept, "amd64").unwrap().is_some(), "{kept}");
+        }
+        assert!(store.dir().join("unrelated").exists());
+        // nothing left aside
+        let names: Vec<String> = fs::read_dir(store.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.starts_with(".")), "{names:?}");
+
+        // Released, the held tree goes at the next collection.
+        drop(hold);
+        assert_eq!(store.collect(), vec![store.tree(&held)]);
+        // A tree removed after it was found cannot be held.
+        assert_eq!(store.hold(&installed[1]).unwrap(), None);
     }
 
     #[test]

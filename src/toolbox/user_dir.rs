@@ -78,6 +78,7 @@ pub fn check(dir: &Path, euid: u32) -> Result<Toolbox, ToolboxError> {
         root,
         bin,
         source: Source::Dir,
+        hold: None,
     })
 }
 
