@@ -217,7 +217,7 @@ pub fn unset_line(awk: &str) -> String {
 /// too.
 ///
 /// The one variable a wrapper sets is `OPENSSL_CONF`, for a tool linked with
-/// libcrypto (`openssl`): OpenSSL otherwise reads the container's `openssl.cnf`,
+/// libcrypto (`openssl` true): OpenSSL otherwise reads the container's `openssl.cnf`,
 /// which can name a provider or engine module by path, and loads it into the tool
 /// (curl does at start-up). No other tool gets it, so their children do not either.
 pub fn wrapper(name: &str, loader: Option<&str>, args: &[String], openssl: bool) -> String {
