@@ -532,11 +532,22 @@ pub fn write_file(path: &str, data: &[u8]) -> Result<(), SysError> {
 /// descriptor is dropped (waits for other holders).
 pub fn lock_dir(path: &str) -> Result<OwnedFd, SysError> {
     let fd = open_dir(path)?;
+    flock(fd.as_fd(), rustix::fs::FlockOperation::LockExclusive, path)?;
+    Ok(fd)
+}
+
+/// `flock(2)` on `fd` (the file `what`), again when a signal interrupts the wait. A
+/// non-blocking operation on a file someone else holds fails with `EWOULDBLOCK`.
+pub fn flock(
+    fd: BorrowedFd<'_>,
+    operation: rustix::fs::FlockOperation,
+    what: &str,
+) -> Result<(), SysError> {
     loop {
-        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive) {
-            Ok(()) => return Ok(fd),
+        match rustix::fs::flock(fd, operation) {
+            Ok(()) => return Ok(()),
             Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(SysError::new("flock", path.to_string(), rx(e))),
+            Err(e) => return Err(SysError::new("flock", what.to_string(), rx(e))),
         }
     }
 }

@@ -15,6 +15,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,9 @@ use crate::apt::cache::{sweep_stale_temps, temp_name};
 /// library directory (`DF_1_NODEFLIB`). 4: tools linked with libcrypto read the
 /// toolbox's OpenSSL configuration (`etc/openssl.cnf`).
 pub const ASSEMBLER_VERSION: u32 = 4;
+
+/// What the name of each architecture's pointer file starts with.
+const POINTER_PREFIX: &str = "current-";
 
 /// The description file at the top of every tree.
 pub const DESCRIPTION: &str = "toolbox.json";
@@ -182,7 +186,7 @@ impl Store {
     }
 
     fn pointer(&self, arch: &str) -> PathBuf {
-        self.dir.join(format!("current-{arch}"))
+        self.dir.join(format!("{POINTER_PREFIX}{arch}"))
     }
 
     /// Follow the pointer for `arch` and check its tree; no network, no hashing of
@@ -265,15 +269,18 @@ impl Store {
     /// Lock `installed` against [`Store::collect`] for as long as the hold lives.
     /// `None` when the tree was collected after it was found: look again.
     pub fn hold(&self, installed: &Installed) -> Result<Option<Hold>, ToolboxError> {
-        use rustix::fs::{flock, FlockOperation};
         let path = installed.root.join(DESCRIPTION);
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("open", &path)(e)),
         };
-        flock(&file, FlockOperation::LockShared)
-            .map_err(|e| io_err("lock", &path)(io::Error::from(e)))?;
+        crate::sys::flock(
+            file.as_fd(),
+            rustix::fs::FlockOperation::LockShared,
+            &path.to_string_lossy(),
+        )
+        .map_err(|e| io_err("lock", &path)(io::Error::from(e.errno)))?;
         // A collected tree is moved aside before it is removed: the file locked must
         // still be the one in place.
         let locked = file.metadata().map_err(io_err("inspect", &path))?;
@@ -286,7 +293,6 @@ impl Store {
     /// (see [`Store::hold`]); returns those removed. Best effort: a tree that cannot
     /// be locked or moved stays for the next time.
     pub fn collect(&self) -> Vec<PathBuf> {
-        use rustix::fs::{flock, FlockOperation};
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -294,7 +300,7 @@ impl Store {
         let mut trees = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("current-") {
+            if name.starts_with(POINTER_PREFIX) {
                 // An unreadable pointer may name any tree: keep them all.
                 let Ok(text) = fs::read_to_string(entry.path()) else {
                     return Vec::new();
@@ -310,7 +316,8 @@ impl Store {
             // A tree without a description is broken, and nobody can hold it.
             let lock = File::open(root.join(DESCRIPTION)).ok();
             if let Some(file) = &lock {
-                if let Err(e) = flock(file, FlockOperation::NonBlockingLockExclusive) {
+                let exclusive = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+                if let Err(e) = crate::sys::flock(file.as_fd(), exclusive, digest) {
                     tracing::debug!(path = %root.display(), error = %e, "toolbox tree in use: kept");
                     continue;
                 }
