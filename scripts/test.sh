@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 require_root
 ensure_packages gcc libc6-dev g++ libssl-dev util-linux tar tmux skopeo umoci docker-registry \
-  podman containerd
+  podman containerd locales
 ensure_engine
 
 step "cargo fmt --check"

@@ -13,7 +13,9 @@
 //!   (symlinks in the packages followed) under its own name, and a link from the
 //!   name asked for when that differs;
 //! - `etc/openssl.cnf`, an OpenSSL configuration that configures nothing, read by the
-//!   tools linked with libcrypto in place of the container's (see [`wrapper`]).
+//!   tools linked with libcrypto in place of the container's (see [`wrapper`]);
+//! - in every object that carries a libc, the locale, gconv and message catalog
+//!   directories moved to where no toolbox has anything (see [`relocate_data_dirs`]).
 //!
 //! Modes are fixed (0755 for executables, 0644 otherwise) whatever the packages say,
 //! and nothing is setuid.
@@ -340,6 +342,75 @@ pub fn seal_search(layout: &mut Layout, seal: SearchSealer) -> Result<(), Toolbo
             Some(sealed) => *data = sealed,
             None if path == LIBC => return Err(ToolboxError::LibcSearch { path: path.clone() }),
             None => tracing::debug!(path, "no DT_FLAGS_1 entry: default search left as is"),
+        }
+    }
+    Ok(())
+}
+
+/// A path prefix and what replaces it, byte for byte.
+type Rewrite = (&'static [u8], &'static [u8]);
+
+/// The start of glibc's compiled-in `/usr/lib/...` data directories, and what
+/// [`relocate_data_dirs`] puts in its place: the same length, inside the read-only
+/// toolbox mount and beside [`NO_PRELOAD`], where no toolbox holds anything.
+const USR_LIB: Rewrite = (b"/usr/lib/", b"/.dlx/no/");
+/// glibc's message catalog directory (and `locale.alias`'s), and its replacement.
+const MESSAGES: Rewrite = (b"/usr/share/locale", b"/.dlx/no/messages");
+const _: () = assert!(USR_LIB.0.len() == USR_LIB.1.len() && MESSAGES.0.len() == MESSAGES.1.len());
+
+/// Move the directories libc reads locales, iconv (gconv) modules and message
+/// catalogs from, which are compiled into every object that carries a libc (the
+/// shared one, BusyBox's static one), and the one Cyrus SASL loads every plugin from
+/// (libsasl2, under curl's LDAP), to a place no toolbox has.
+///
+/// In a session those directories are the container's, and they steer the tools
+/// through the environment the session inherits: a `LANG` naming a locale whose
+/// character set libc does not carry built in makes the first multibyte conversion
+/// (curl's conversion of a host name, say) load the gconv module the container's
+/// `gconv-modules` names for it, into the tool; and locale files and catalogs are
+/// parsed as trusted input (a catalog's translation can be a `printf` format). With
+/// the directories moved, setlocale finds no locale but the built-in C one and libc
+/// only its built-in conversions (UTF-8, ASCII, UCS); SASL finds no plugin. Each
+/// path is rewritten in place to one of the same length, so every use (`sizeof`
+/// included) sees a whole path; the libc must name the locale and gconv directories,
+/// or it would go on loading them. `triplet` is the architecture's
+/// (`x86_64-linux-gnu`), part of the gconv and SASL paths.
+pub fn relocate_data_dirs(layout: &mut Layout, triplet: &str) -> Result<(), ToolboxError> {
+    let under_lib = |rest: &str| [USR_LIB.0, rest.as_bytes()].concat();
+    let (locale, gconv) = (under_lib("locale"), under_lib(&format!("{triplet}/gconv")));
+    let (sasl, sasl_plain) = (under_lib(&format!("{triplet}/sasl2")), under_lib("sasl2"));
+    let needles: [(&[u8], Rewrite); 5] = [
+        (&locale, USR_LIB),
+        (&gconv, USR_LIB),
+        (MESSAGES.0, MESSAGES),
+        (&sasl, USR_LIB),
+        (&sasl_plain, USR_LIB),
+    ];
+    for (path, node) in layout.nodes.iter_mut() {
+        let Node::File { data, .. } = node else {
+            continue;
+        };
+        if !data.starts_with(b"\x7fELF") {
+            continue;
+        }
+        let mut found = [0usize; 5];
+        for (count, (needle, (from, to))) in found.iter_mut().zip(needles) {
+            let at: Vec<usize> = memchr::memmem::find_iter(data, needle).collect();
+            for i in &at {
+                debug_assert_eq!(&data[*i..*i + from.len()], from);
+                data[*i..*i + to.len()].copy_from_slice(to);
+            }
+            *count = at.len();
+        }
+        if path == LIBC && (found[0] == 0 || found[1] == 0) {
+            return Err(ToolboxError::LibcDataDirs {
+                path: path.clone(),
+                locale: found[0],
+                gconv: found[1],
+            });
+        }
+        if found.iter().any(|n| *n > 0) {
+            tracing::debug!(path, ?found, "libc data directories moved");
         }
     }
     Ok(())
@@ -802,6 +873,74 @@ pub(crate) mod tests {
         }
         let e = seal_search(&mut layout, fake_seal).unwrap_err().to_string();
         assert!(e.contains("lib/libc.so.6") && e.contains("NSS"), "{e}");
+    }
+
+    /// The data directories as glibc compiles them in: the default gconv path and its
+    /// cache, the locale directory and archive, message catalogs (alone and in the
+    /// default `NLSPATH`).
+    const LIBC_DATA: &[u8] = b"\0/usr/lib/x86_64-linux-gnu/gconv\0gconv-modules\0\
+        /usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache\0/usr/lib/locale\0\
+        /usr/lib/locale/locale-archive\0/usr/share/locale\0\
+        /usr/share/locale/%L/%N:/usr/share/locale/%l/%N\0/usr/share/zoneinfo\0\
+        /usr/lib/getconf\0";
+
+    #[test]
+    fn libc_reads_locales_gconv_modules_and_catalogs_from_no_directory_of_the_container() {
+        let mut layout = plan(&manifest(TOOLS), &packages(), "amd64", fake_elf).unwrap();
+        let set = |layout: &mut Layout, path: &str, extra: &[u8]| {
+            if let Some(Node::File { data, .. }) = layout.nodes.get_mut(path) {
+                data.extend_from_slice(extra);
+            }
+        };
+        set(&mut layout, "lib/libc.so.6", LIBC_DATA);
+        // BusyBox's static libc names the gconv directory only.
+        set(
+            &mut layout,
+            "bin/busybox",
+            b"\0/usr/lib/x86_64-linux-gnu/gconv\0",
+        );
+        // libsasl2's plugin directory, alone and in its configuration path.
+        let sasl = b"\0/etc/sasl2:/etc/sasl:/usr/lib/x86_64-linux-gnu/sasl2:/usr/lib/sasl2\0\
+            /usr/lib/x86_64-linux-gnu/sasl2\0";
+        set(&mut layout, "lib/libmnl.so.0.2.0", sasl);
+        let before = layout.clone();
+        relocate_data_dirs(&mut layout, "x86_64-linux-gnu").unwrap();
+
+        let libc = file(&layout, "lib/libc.so.6").0;
+        let text = String::from_utf8_lossy(&libc[libc.len() - LIBC_DATA.len()..]).into_owned();
+        let expected = "\0/.dlx/no/x86_64-linux-gnu/gconv\0gconv-modules\0\
+            /.dlx/no/x86_64-linux-gnu/gconv/gconv-modules.cache\0/.dlx/no/locale\0\
+            /.dlx/no/locale/locale-archive\0/.dlx/no/messages\0\
+            /.dlx/no/messages/%L/%N:/.dlx/no/messages/%l/%N\0/usr/share/zoneinfo\0\
+            /usr/lib/getconf\0";
+        assert_eq!(text, expected);
+        assert_eq!(libc.len(), file(&before, "lib/libc.so.6").0.len());
+        let busybox = file(&layout, "bin/busybox").0;
+        assert!(busybox.ends_with(b"\0/.dlx/no/x86_64-linux-gnu/gconv\0"));
+        let lib = file(&layout, "lib/libmnl.so.0.2.0").0;
+        assert!(
+            lib.ends_with(
+                b"\0/etc/sasl2:/etc/sasl:/.dlx/no/x86_64-linux-gnu/sasl2:/.dlx/no/sasl2\0\
+                /.dlx/no/x86_64-linux-gnu/sasl2\0"
+            ),
+            "{}",
+            String::from_utf8_lossy(&lib)
+        );
+        // Objects naming none of them are left as they were.
+        for path in ["libexec/ip", "lib/ld-linux-x86-64.so.2", "bin/ip"] {
+            assert_eq!(layout.nodes.get(path), before.nodes.get(path), "{path}");
+        }
+
+        // A libc that names no gconv directory of this architecture would go on
+        // loading modules: refused.
+        let mut layout = before.clone();
+        let e = relocate_data_dirs(&mut layout, "aarch64-linux-gnu")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lib/libc.so.6") && e.contains("gconv directory 0 times"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -100,6 +100,12 @@ pub enum ToolboxError {
     },
     #[error("the toolbox's {path} has no DT_FLAGS_1 entry, so it cannot be kept from loading NSS modules out of the container\nhint: this libc is built unlike Debian's; report it")]
     LibcSearch { path: String },
+    #[error("the toolbox's {path} names its locale directory {locale} times and its gconv directory {gconv} times, where dlx must find both to keep it from loading the container's locales and iconv modules\nhint: this libc is built unlike Debian's; report it")]
+    LibcDataDirs {
+        path: String,
+        locale: usize,
+        gconv: usize,
+    },
     #[error("failed to encode the toolbox description")]
     Json(#[source] serde_json::Error),
     #[error("cannot {op} {path}: {source}\nhint: check that the cache directory is writable, or set DLX_CACHE_DIR")]
@@ -400,6 +406,7 @@ fn assemble(
     }
     let mut layout = layout::plan(manifest, &files, arch, build::tree::elf_info)?;
     layout::seal_search(&mut layout, build::tree::without_default_search)?;
+    layout::relocate_data_dirs(&mut layout, build::tree::triplet(arch))?;
     Ok(layout)
 }
 

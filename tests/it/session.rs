@@ -608,20 +608,35 @@ const NSSWITCH: &str = "passwd: files evil\ngroup: files evil\nhosts: files evil
 const OPENSSL_CNF: &str = "openssl_conf = init\n[init]\nproviders = providers\n\
     [providers]\nevil = evil\n[evil]\nmodule = /evil.so\nactivate = 1\n";
 
+/// The image's locale (its config's `LANG`): a character set glibc does not carry
+/// built in, so the first multibyte conversion loads the gconv module named for it.
+const LOCALE: &str = "en_US.ISO-8859-1";
+
+/// The image's `gconv-modules`: the library as the module of LOCALE's character set,
+/// where glibc's compiled-in gconv directory is.
+const GCONV_MODULES: &str = "alias ISO88591// ISO-8859-1//\n\
+    module ISO-8859-1// INTERNAL ISO8859-1 1\nmodule INTERNAL ISO-8859-1// ISO8859-1 1\n";
+
 /// An image that injects the library into every dynamic program it can: `/evil.so`
 /// named by `/etc/ld.so.preload` and by `LD_PRELOAD` and `LD_AUDIT` in its config's
-/// environment, as the NSS module `libnss_evil.so.2` in its `/lib`, and as a provider
-/// module in its `openssl.cnf`. Its own programs: the probe, and the host's
-/// `/bin/true` with the host's loader and libc (a dynamic program of the container,
-/// for the control).
+/// environment, as the NSS module `libnss_evil.so.2` in its `/lib`, as a provider
+/// module in its `openssl.cnf`, and as the gconv module of its locale's character set
+/// (the locale compiled by the host's `localedef`). Its own programs: the probe, and
+/// the host's `/bin/true` with the host's loader and libc (a dynamic program of the
+/// container, for the control).
 fn preloading_image() -> String {
     static ONCE: OnceLock<String> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let files: [(PathBuf, &str); 6] = [
+        let files: [(PathBuf, &str); 7] = [
             (probe_binary(), "probe"),
             (preload_library(), "evil.so"),
             // The same library as the NSS module NSSWITCH names.
             (preload_library(), "lib/x86_64-linux-gnu/libnss_evil.so.2"),
+            // ... and as the gconv module GCONV_MODULES names.
+            (
+                preload_library(),
+                "usr/lib/x86_64-linux-gnu/gconv/ISO8859-1.so",
+            ),
             ("/bin/true".into(), "bin/true"),
             (
                 "/lib64/ld-linux-x86-64.so.2".into(),
@@ -642,6 +657,8 @@ fn preloading_image() -> String {
         sha.update(INJECTING_ENV.join("\n").as_bytes());
         sha.update(NSSWITCH.as_bytes());
         sha.update(OPENSSL_CNF.as_bytes());
+        sha.update(LOCALE.as_bytes());
+        sha.update(GCONV_MODULES.as_bytes());
         let tag = format!("dlx-test/preloading:{}", &hex::encode(sha.finalize())[..16]);
         if docker_output(&["image", "inspect", &tag]).status.success() {
             return tag;
@@ -658,6 +675,31 @@ fn preloading_image() -> String {
         std::fs::write(root.join("etc/nsswitch.conf"), NSSWITCH).unwrap();
         std::fs::create_dir_all(root.join("usr/lib/ssl")).unwrap();
         std::fs::write(root.join("usr/lib/ssl/openssl.cnf"), OPENSSL_CNF).unwrap();
+        std::fs::write(
+            root.join("usr/lib/x86_64-linux-gnu/gconv/gconv-modules"),
+            GCONV_MODULES,
+        )
+        .unwrap();
+        let locales = root.join("usr/lib/locale");
+        std::fs::create_dir_all(&locales).unwrap();
+        let (input, charmap) = LOCALE.split_once('.').unwrap();
+        let out = Command::new("localedef")
+            .args(["--no-archive", "-i", input, "-f", charmap])
+            .arg(locales.join(LOCALE))
+            .output()
+            .expect("run localedef");
+        assert!(out.status.success(), "localedef: {}", describe(&out));
+        // The chain works: the host's iconv, converting from that locale's character
+        // set with those gconv modules, loads the library.
+        let out = Command::new("iconv")
+            .args(["-t", "UTF-8"])
+            .arg(root.join("etc/nsswitch.conf"))
+            .env("LOCPATH", &locales)
+            .env("LANG", LOCALE)
+            .env("GCONV_PATH", root.join("usr/lib/x86_64-linux-gnu/gconv"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(99), "{}", describe(&out));
         let tar = work_dir().join(format!("preloading-{}.tar", std::process::id()));
         let ok = Command::new("tar")
             .arg("-C")
@@ -676,6 +718,7 @@ fn preloading_image() -> String {
         for var in INJECTING_ENV {
             args.extend(["-c".into(), format!("ENV {var}")]);
         }
+        args.extend(["-c".into(), format!("ENV LANG={LOCALE}")]);
         args.extend([tar.to_str().unwrap().to_string(), tag.clone()]);
         docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
         std::fs::remove_dir_all(&root).unwrap();
@@ -687,12 +730,13 @@ fn preloading_image() -> String {
 
 /// The toolbox's tools load none of the container's code, in plain and forensic
 /// sessions, though the image names a library in `/etc/ld.so.preload`, in
-/// `LD_PRELOAD`/`LD_AUDIT`, as an NSS module and as an OpenSSL provider: their loader
-/// reads no preload file, their wrappers unset the variables (and point OpenSSL at
-/// the toolbox's configuration), and their objects search no default library
-/// directory. The container's own programs keep both.
+/// `LD_PRELOAD`/`LD_AUDIT`, as an NSS module, as an OpenSSL provider and as its
+/// locale's gconv module: their loader reads no preload file, their wrappers unset
+/// the variables (and point OpenSSL at the toolbox's configuration), their objects
+/// search no default library directory, and their libc has no locale or gconv
+/// directory in the container. The container's own programs keep both.
 #[test]
-fn toolbox_tools_ignore_the_containers_preload_file_loader_variables_nss_modules_and_openssl_config(
+fn toolbox_tools_ignore_the_containers_preload_file_loader_variables_nss_modules_openssl_config_and_locale(
 ) {
     const SEEN: &str = "DLX-PRELOADED";
     // The library is valid and shows when loaded: the host's loader preloads it.
@@ -765,9 +809,13 @@ fn toolbox_tools_ignore_the_containers_preload_file_loader_variables_nss_modules
     // (libc searches no default directory, which would be the container's /lib):
     // users by lsof, a host name by curl (which then fails to resolve it). curl reads
     // an OpenSSL configuration as it starts, the toolbox's and not the container's.
-    let lookups: [&[&str]; 2] = [
+    // An international host name, converted from the locale's character set, does
+    // not load the container's gconv module: the toolbox's libc finds neither the
+    // container's locale nor its gconv modules.
+    let lookups: [&[&str]; 3] = [
         &["lsof", "-p", "1"],
         &["curl", "-s", "-m", "2", "http://nss-module.invalid/"],
+        &["curl", "-s", "-m", "2", "http://gconv-\u{e4}.invalid/"],
     ];
     for flags in [&[][..], &["--forensic"]] {
         for lookup in lookups {
