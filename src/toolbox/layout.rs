@@ -15,7 +15,8 @@
 //! - `etc/openssl.cnf`, an OpenSSL configuration that configures nothing, read by the
 //!   tools linked with libcrypto in place of the container's (see [`wrapper`]);
 //! - in every object that carries a libc, the locale, gconv and message catalog
-//!   directories moved to where no toolbox has anything (see [`relocate_data_dirs`]).
+//!   directories, and in libsasl2 its plugin directory, moved to where no toolbox
+//!   has anything (see [`relocate_data_dirs`]).
 //!
 //! Modes are fixed (0755 for executables, 0644 otherwise) whatever the packages say,
 //! and nothing is setuid.
@@ -350,9 +351,10 @@ pub fn seal_search(layout: &mut Layout, seal: SearchSealer) -> Result<(), Toolbo
 /// A path prefix and what replaces it, byte for byte.
 type Rewrite = (&'static [u8], &'static [u8]);
 
-/// The start of glibc's compiled-in `/usr/lib/...` data directories, and what
-/// [`relocate_data_dirs`] puts in its place: the same length, inside the read-only
-/// toolbox mount and beside [`NO_PRELOAD`], where no toolbox holds anything.
+/// The start of the compiled-in `/usr/lib/...` directories (glibc's data, SASL's
+/// plugins), and what [`relocate_data_dirs`] puts in its place: the same length,
+/// inside the read-only toolbox mount and beside [`NO_PRELOAD`], where no toolbox
+/// holds anything.
 const USR_LIB: Rewrite = (b"/usr/lib/", b"/.dlx/no/");
 /// glibc's message catalog directory (and `locale.alias`'s), and its replacement.
 const MESSAGES: Rewrite = (b"/usr/share/locale", b"/.dlx/no/messages");
