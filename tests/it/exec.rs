@@ -517,8 +517,8 @@ fn usage_errors_exit_125_not_2() {
 /// Parse the watcher's log into (attack, outcome, rest) lines about newcomers.
 /// No attack of the watcher got anywhere: no executable opened for writing, no host
 /// environment read, no attach (dlx traces every session process from birth to
-/// death: nobody else can), and no descriptor but a pipe (or a toolbox wrapper
-/// script) stolen.
+/// death: nobody else can), and no descriptor but a pipe (or a file of the
+/// read-only toolbox) stolen.
 pub fn assert_every_attack_failed(seen: &[(String, String, String)]) {
     for (kind, outcome, rest) in seen {
         match kind.as_str() {
@@ -526,12 +526,15 @@ pub fn assert_every_attack_failed(seen: &[(String, String, String)]) {
             "environ" => assert_ne!(outcome, "host-marker", "host environment read: {rest}"),
             "ptrace" => assert_eq!(outcome, "denied", "ptrace attach succeeded: {rest}"),
             // A toolbox wrapper's shell holds its script open until it execs the
-            // tool: a read-only file of the toolbox, which the session's
-            // /proc/<pid>/root shows the container anyway.
+            // tool, and the loader each library while it maps it: read-only files
+            // of the toolbox, which the session's /proc/<pid>/root shows the
+            // container anyway.
             "getfd" => assert!(
                 rest.starts_with("pipe:[")
                     || rest.starts_with("anon_inode:")
-                    || rest.starts_with("/.dlx/bin/"),
+                    || rest.starts_with("/.dlx/bin/")
+                    || rest.starts_with("/.dlx/lib/")
+                    || rest.starts_with("/.dlx/libexec/"),
                 "stole {rest}"
             ),
             _ => {}
