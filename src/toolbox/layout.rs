@@ -276,13 +276,16 @@ const _: () = assert!(NO_PRELOAD.len() < PRELOAD_FILE.len());
 /// Any mention of the file, whole or not.
 const PRELOAD_NAME: &[u8] = b"ld.so.preload";
 
-/// Where `what` starts in `data`.
+/// Where `what` starts in `data` (overlapping matches included).
 fn positions(data: &[u8], what: &[u8]) -> Vec<usize> {
-    data.windows(what.len())
-        .enumerate()
-        .filter(|(_, w)| *w == what)
-        .map(|(i, _)| i)
-        .collect()
+    let finder = memchr::memmem::Finder::new(what);
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(i) = finder.find(&data[from..]) {
+        found.push(from + i);
+        from += i + 1;
+    }
+    found
 }
 
 /// The loader `data` (at `path` in its package) made to read [`NO_PRELOAD`] instead
@@ -378,15 +381,20 @@ const _: () = assert!(USR_LIB.0.len() == USR_LIB.1.len() && MESSAGES.0.len() == 
 /// or it would go on loading them. `triplet` is the architecture's
 /// (`x86_64-linux-gnu`), part of the gconv and SASL paths.
 pub fn relocate_data_dirs(layout: &mut Layout, triplet: &str) -> Result<(), ToolboxError> {
-    let under_lib = |rest: &str| [USR_LIB.0, rest.as_bytes()].concat();
-    let (locale, gconv) = (under_lib("locale"), under_lib(&format!("{triplet}/gconv")));
-    let (sasl, sasl_plain) = (under_lib(&format!("{triplet}/sasl2")), under_lib("sasl2"));
-    let needles: [(&[u8], Rewrite); 5] = [
-        (&locale, USR_LIB),
-        (&gconv, USR_LIB),
-        (MESSAGES.0, MESSAGES),
-        (&sasl, USR_LIB),
-        (&sasl_plain, USR_LIB),
+    // (path, what replaces it): the prefix swapped, the rest kept.
+    let moved = |(from, to): Rewrite, rest: &str| {
+        (
+            [from, rest.as_bytes()].concat(),
+            [to, rest.as_bytes()].concat(),
+        )
+    };
+    // The first two are the ones libc must name.
+    let rewrites = [
+        moved(USR_LIB, "locale"),
+        moved(USR_LIB, &format!("{triplet}/gconv")),
+        moved(MESSAGES, ""),
+        moved(USR_LIB, &format!("{triplet}/sasl2")),
+        moved(USR_LIB, "sasl2"),
     ];
     for (path, node) in layout.nodes.iter_mut() {
         let Node::File { data, .. } = node else {
@@ -396,11 +404,10 @@ pub fn relocate_data_dirs(layout: &mut Layout, triplet: &str) -> Result<(), Tool
             continue;
         }
         let mut found = [0usize; 5];
-        for (count, (needle, (from, to))) in found.iter_mut().zip(needles) {
-            let at: Vec<usize> = memchr::memmem::find_iter(data, needle).collect();
+        for (count, (dir, replacement)) in found.iter_mut().zip(&rewrites) {
+            let at = positions(data, dir);
             for i in &at {
-                debug_assert_eq!(&data[*i..*i + from.len()], from);
-                data[*i..*i + to.len()].copy_from_slice(to);
+                data[*i..*i + replacement.len()].copy_from_slice(replacement);
             }
             *count = at.len();
         }

@@ -32,7 +32,8 @@ use crate::apt::cache::{sweep_stale_temps, temp_name};
 /// wrappers unset the loader's and libraries' variables. 3: objects search no default
 /// library directory (`DF_1_NODEFLIB`). 4: tools linked with libcrypto read the
 /// toolbox's OpenSSL configuration (`etc/openssl.cnf`). 5: libc's locale, gconv and
-/// message catalog directories are moved out of the container's `/usr`.
+/// message catalog directories, and libsasl2's plugin directory, are moved out of the
+/// container's `/usr`.
 pub const ASSEMBLER_VERSION: u32 = 5;
 
 /// What the name of each architecture's pointer file starts with.

@@ -612,8 +612,10 @@ const OPENSSL_CNF: &str = "openssl_conf = init\n[init]\nproviders = providers\n\
 /// built in, so the first multibyte conversion loads the gconv module named for it.
 const LOCALE: &str = "en_US.ISO-8859-1";
 
-/// The image's `gconv-modules`: the library as the module of LOCALE's character set,
-/// where glibc's compiled-in gconv directory is.
+/// glibc's compiled-in gconv directory, in the image.
+const GCONV_DIR: &str = "usr/lib/x86_64-linux-gnu/gconv";
+
+/// The image's `gconv-modules`: the library as the module of LOCALE's character set.
 const GCONV_MODULES: &str = "alias ISO88591// ISO-8859-1//\n\
     module ISO-8859-1// INTERNAL ISO8859-1 1\nmodule INTERNAL ISO-8859-1// ISO8859-1 1\n";
 
@@ -633,10 +635,7 @@ fn preloading_image() -> String {
             // The same library as the NSS module NSSWITCH names.
             (preload_library(), "lib/x86_64-linux-gnu/libnss_evil.so.2"),
             // ... and as the gconv module GCONV_MODULES names.
-            (
-                preload_library(),
-                "usr/lib/x86_64-linux-gnu/gconv/ISO8859-1.so",
-            ),
+            (preload_library(), &format!("{GCONV_DIR}/ISO8859-1.so")),
             ("/bin/true".into(), "bin/true"),
             (
                 "/lib64/ld-linux-x86-64.so.2".into(),
@@ -647,6 +646,14 @@ fn preloading_image() -> String {
                 "lib/x86_64-linux-gnu/libc.so.6",
             ),
         ];
+        // The configuration files naming it.
+        let gconv_modules = format!("{GCONV_DIR}/gconv-modules");
+        let texts = [
+            ("etc/ld.so.preload", "/evil.so\n"),
+            ("etc/nsswitch.conf", NSSWITCH),
+            ("usr/lib/ssl/openssl.cnf", OPENSSL_CNF),
+            (gconv_modules.as_str(), GCONV_MODULES),
+        ];
         // Named by what goes in, so it is made once, not once per run.
         let mut sha = Sha256::new();
         for (from, to) in &files {
@@ -654,11 +661,12 @@ fn preloading_image() -> String {
             sha.update(bytes);
             sha.update(to.as_bytes());
         }
+        for (path, text) in &texts {
+            sha.update(path.as_bytes());
+            sha.update(text.as_bytes());
+        }
         sha.update(INJECTING_ENV.join("\n").as_bytes());
-        sha.update(NSSWITCH.as_bytes());
-        sha.update(OPENSSL_CNF.as_bytes());
         sha.update(LOCALE.as_bytes());
-        sha.update(GCONV_MODULES.as_bytes());
         let tag = format!("dlx-test/preloading:{}", &hex::encode(sha.finalize())[..16]);
         if docker_output(&["image", "inspect", &tag]).status.success() {
             return tag;
@@ -670,16 +678,11 @@ fn preloading_image() -> String {
             std::fs::create_dir_all(to.parent().unwrap()).unwrap();
             std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
         }
-        std::fs::create_dir_all(root.join("etc")).unwrap();
-        std::fs::write(root.join("etc/ld.so.preload"), "/evil.so\n").unwrap();
-        std::fs::write(root.join("etc/nsswitch.conf"), NSSWITCH).unwrap();
-        std::fs::create_dir_all(root.join("usr/lib/ssl")).unwrap();
-        std::fs::write(root.join("usr/lib/ssl/openssl.cnf"), OPENSSL_CNF).unwrap();
-        std::fs::write(
-            root.join("usr/lib/x86_64-linux-gnu/gconv/gconv-modules"),
-            GCONV_MODULES,
-        )
-        .unwrap();
+        for (path, text) in texts {
+            let to = root.join(path);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::write(&to, text).unwrap();
+        }
         let locales = root.join("usr/lib/locale");
         std::fs::create_dir_all(&locales).unwrap();
         let (input, charmap) = LOCALE.split_once('.').unwrap();
@@ -696,7 +699,7 @@ fn preloading_image() -> String {
             .arg(root.join("etc/nsswitch.conf"))
             .env("LOCPATH", &locales)
             .env("LANG", LOCALE)
-            .env("GCONV_PATH", root.join("usr/lib/x86_64-linux-gnu/gconv"))
+            .env("GCONV_PATH", root.join(GCONV_DIR))
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(99), "{}", describe(&out));
