@@ -8,7 +8,9 @@
 //!   toolbox's own loader and libraries, without the variables that would make them
 //!   load the container's code (see [`wrapper`]);
 //! - `lib/`: the loader (`PT_INTERP`'s file name; made to read no preload file, see
-//!   [`seal_loader`]) and the `DT_NEEDED` closure of every
+//!   [`seal_loader`]), the guard the wrappers hand it (an audit module that refuses
+//!   every object outside `lib/`, see [`super::GUARD`]) and the `DT_NEEDED` closure
+//!   of every
 //!   dynamic tool plus the manifest's dlopen'd libraries: each library's real file
 //!   (symlinks in the packages followed) under its own name, and a link from the
 //!   name asked for when that differs;
@@ -27,7 +29,7 @@ use crate::build::tree::{self, ElfInfo, Tree};
 use crate::oci::{Entry, Kind};
 
 use super::manifest::Manifest;
-use super::{ToolboxError, BIN, LIB, LIBEXEC, NO_PRELOAD, OPENSSL_CONF};
+use super::{ToolboxError, BIN, GUARD, GUARD_OBJECT, LIB, LIBEXEC, NO_PRELOAD, OPENSSL_CONF};
 
 /// Reads what the loader needs from an ELF object (`None`: not ELF). Production
 /// passes [`tree::elf_info`]; tests pass a reader of fake objects.
@@ -219,6 +221,11 @@ pub fn unset_line(awk: &str) -> String {
 /// CMD`) inherits the tool's environment, so it runs without the removed variables
 /// too.
 ///
+/// The loader also gets the guard ([`GUARD`]) with `--audit`: whatever a library
+/// loads by a path the container's configuration gives (a Kerberos plugin, a GSS-API
+/// mechanism, a PKCS#11 module) is refused. Being an option, not `LD_AUDIT`, it does
+/// not pass on to what the tool starts.
+///
 /// The one variable a wrapper sets is `OPENSSL_CONF`, for a tool linked with
 /// libcrypto (`openssl` true): OpenSSL otherwise reads the container's `openssl.cnf`,
 /// which can name a provider or engine module by path, and loads it into the tool
@@ -231,6 +238,8 @@ pub fn wrapper(name: &str, loader: Option<&str>, args: &[String], openssl: bool)
             "--inhibit-cache".into(),
             "--library-path".into(),
             LIB.into(),
+            "--audit".into(),
+            GUARD.into(),
             "--argv0".into(),
             name.into(),
         ]);
@@ -332,14 +341,15 @@ const LIBC: &str = "lib/libc.so.6";
 /// modules from the container).
 pub fn seal_search(layout: &mut Layout, seal: SearchSealer) -> Result<(), ToolboxError> {
     // The loader itself allows no flag but `DF_1_NOW` (it asserts so), and it loads
-    // nothing on its own behalf.
+    // nothing on its own behalf; nor does the guard, which needs no library.
     let loader = layout.loader.as_ref().map(|l| format!("lib/{l}"));
+    let guard = guard_path();
     for (path, node) in layout.nodes.iter_mut() {
         let Node::File { data, .. } = node else {
             continue;
         };
         let object = path.starts_with("lib/") || path.starts_with("libexec/");
-        if !object || loader.as_ref() == Some(path) {
+        if !object || loader.as_ref() == Some(path) || *path == guard {
             continue;
         }
         match seal(data) {
@@ -573,6 +583,15 @@ pub fn plan(
                         );
                         layout.libraries.push(loader.clone());
                         layout.loader = Some(loader.clone());
+                        let guard = guard_path();
+                        layout.nodes.insert(
+                            guard.clone(),
+                            Node::File {
+                                data: GUARD_OBJECT.to_vec(),
+                                executable: false,
+                            },
+                        );
+                        layout.libraries.push(guard["lib/".len()..].to_string());
                     }
                 }
                 // Its wrapper once its libraries are known.
@@ -679,6 +698,12 @@ pub fn plan(
         );
     }
     Ok(layout)
+}
+
+/// [`GUARD`] in the tree: `lib/dlx-guard.so`.
+fn guard_path() -> String {
+    let name = GUARD.rsplit('/').next().unwrap_or(GUARD);
+    format!("lib/{name}")
 }
 
 /// [`OPENSSL_CONF`] in the tree.
@@ -866,8 +891,8 @@ pub(crate) mod tests {
             let sealed = matches!(node, Node::File { data, .. } if data.ends_with(b"\nnodeflib"));
             let object = (path.starts_with("lib/") || path.starts_with("libexec/"))
                 && matches!(node, Node::File { .. });
-            let loader = path == "lib/ld-linux-x86-64.so.2";
-            assert_eq!(sealed, object && !loader, "{path}");
+            let own = path == "lib/ld-linux-x86-64.so.2" || path == "lib/dlx-guard.so";
+            assert_eq!(sealed, object && !own, "{path}");
             if !sealed {
                 assert_eq!(before.nodes.get(path), Some(node), "{path}");
             }
@@ -977,7 +1002,7 @@ pub(crate) mod tests {
                 "#!/.dlx/bin/sh\n# dlx toolbox: ip with the toolbox's own loader and libraries\n\
                  # unset: what would make a loader or library load other code (LD_*, ...)\n{}\n\
                  exec /.dlx/lib/ld-linux-x86-64.so.2 --inhibit-cache --library-path /.dlx/lib \
-                 --argv0 ip /.dlx/libexec/ip \"$@\"\n",
+                 --audit /.dlx/lib/dlx-guard.so --argv0 ip /.dlx/libexec/ip \"$@\"\n",
                 unset_line("/.dlx/bin/busybox awk")
             )
         );
@@ -989,6 +1014,7 @@ pub(crate) mod tests {
         assert_eq!(
             layout.libraries,
             [
+                "dlx-guard.so",
                 "ld-linux-x86-64.so.2",
                 "libc.so.6",
                 "libgcc_s.so.1",

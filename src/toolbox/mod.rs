@@ -46,6 +46,13 @@ pub const NO_PRELOAD: &str = "/.dlx/no/preload";
 /// `OPENSSL_CONF`, in place of the container's `openssl.cnf` (see
 /// [`layout::OPENSSL_CNF`]).
 pub const OPENSSL_CONF: &str = "/.dlx/etc/openssl.cnf";
+/// The audit module the wrappers of dynamic tools hand the loader (`--audit`): it
+/// refuses every object outside [`LIB`], so no configuration of the container makes
+/// a tool load the container's code by path (see `toolbox/guard.c`).
+pub const GUARD: &str = "/.dlx/lib/dlx-guard.so";
+/// [`GUARD`]'s bytes, built from `toolbox/guard.c` by `build.rs` for dlx's own
+/// target, which is the architecture of every toolbox dlx assembles (the host's).
+pub const GUARD_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dlx-guard.so"));
 
 /// Errors of the toolbox; each names what it is about.
 #[derive(Debug, thiserror::Error)]
@@ -463,6 +470,40 @@ fn describe(
 mod tests {
     use super::*;
     use layout::tests::{fake_elf, manifest, packages};
+
+    /// What build.rs made of `toolbox/guard.c`: a shared object for this host, with
+    /// no loader, no library and no symbol left to bind, exporting the audit
+    /// interface, and admitting [`LIB`] (which guard.c spells out itself).
+    #[test]
+    fn guard_is_a_self_contained_audit_module_that_admits_the_toolbox_library_directory() {
+        use goblin::elf::{header::ET_DYN, sym::STB_GLOBAL, Elf};
+        let elf = Elf::parse(GUARD_OBJECT).unwrap();
+        assert_eq!(elf.header.e_type, ET_DYN);
+        assert_eq!(
+            Some(elf.header.e_machine),
+            crate::build::tree::machine_of(host_arch().unwrap())
+        );
+        assert!(elf.interpreter.is_none() && elf.libraries.is_empty());
+        let name = |s: &goblin::elf::Sym| elf.dynstrtab.get_at(s.st_name).unwrap_or("");
+        let mut exported: Vec<&str> = elf
+            .dynsyms
+            .iter()
+            .filter(|s| s.st_shndx != 0 && s.st_bind() == STB_GLOBAL)
+            .map(|s| name(&s))
+            .collect();
+        exported.sort_unstable();
+        assert_eq!(exported, ["la_objsearch", "la_version"]);
+        let undefined: Vec<&str> = elf
+            .dynsyms
+            .iter()
+            .filter(|s| s.st_shndx == 0 && !name(s).is_empty())
+            .map(|s| name(&s))
+            .collect();
+        assert!(undefined.is_empty(), "{undefined:?}");
+        let dir = format!("{LIB}/\0");
+        assert!(memchr::memmem::find(GUARD_OBJECT, dir.as_bytes()).is_some());
+        assert_eq!(GUARD, format!("{LIB}/dlx-guard.so"));
+    }
 
     #[test]
     fn the_view_mounts_the_toolbox_where_its_wrappers_expect_it() {

@@ -33,8 +33,8 @@ use crate::apt::cache::{sweep_stale_temps, temp_name};
 /// library directory (`DF_1_NODEFLIB`). 4: tools linked with libcrypto read the
 /// toolbox's OpenSSL configuration (`etc/openssl.cnf`). 5: libc's locale, gconv and
 /// message catalog directories, and libsasl2's plugin directory, are moved out of the
-/// container's `/usr`.
-pub const ASSEMBLER_VERSION: u32 = 5;
+/// container's `/usr`. 6: the wrappers hand the loader the guard (`lib/dlx-guard.so`).
+pub const ASSEMBLER_VERSION: u32 = 6;
 
 /// What the name of each architecture's pointer file starts with.
 const POINTER_PREFIX: &str = "current-";
@@ -96,8 +96,9 @@ pub struct Description {
     pub packages: Vec<PackageRecord>,
 }
 
-/// The digest of an assembly: the assembler version, the manifest, the distro, the
-/// architecture and the exact packages (name, version, .deb SHA-256, sorted by name).
+/// The digest of an assembly: the assembler version, the guard's bytes (what this
+/// build of dlx compiled), the manifest, the distro, the architecture and the exact
+/// packages (name, version, .deb SHA-256, sorted by name).
 pub fn digest(
     manifest_sha256: &str,
     distro: &str,
@@ -107,7 +108,8 @@ pub fn digest(
     let mut sorted: Vec<&PackageRecord> = packages.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut text = format!(
-        "dlx toolbox\nassembler {ASSEMBLER_VERSION}\nmanifest {manifest_sha256}\ndistro {distro}\narch {arch}\n"
+        "dlx toolbox\nassembler {ASSEMBLER_VERSION}\nguard {}\nmanifest {manifest_sha256}\ndistro {distro}\narch {arch}\n",
+        hex::encode(Sha256::digest(super::GUARD_OBJECT))
     );
     for p in sorted {
         text.push_str(&format!("package {} {} {}\n", p.name, p.version, p.sha256));

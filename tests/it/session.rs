@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -608,6 +608,10 @@ const NSSWITCH: &str = "passwd: files evil\ngroup: files evil\nhosts: files evil
 const OPENSSL_CNF: &str = "openssl_conf = init\n[init]\nproviders = providers\n\
     [providers]\nevil = evil\n[evil]\nmodule = /evil.so\nactivate = 1\n";
 
+/// The image's GSS-API mechanism list, where libgssapi_krb5 reads it: the library as
+/// a mechanism, which SPNEGO loads by path when curl negotiates.
+const GSS_MECH: &str = "evil 1.3.6.1.4.1.99999.1 /evil.so\n";
+
 /// The image's locale (its config's `LANG`): a character set glibc does not carry
 /// built in, so the first multibyte conversion loads the gconv module named for it.
 const LOCALE: &str = "en_US.ISO-8859-1";
@@ -622,8 +626,9 @@ const GCONV_MODULES: &str = "alias ISO88591// ISO-8859-1//\n\
 /// An image that injects the library into every dynamic program it can: `/evil.so`
 /// named by `/etc/ld.so.preload` and by `LD_PRELOAD` and `LD_AUDIT` in its config's
 /// environment, as the NSS module `libnss_evil.so.2` in its `/lib`, as a provider
-/// module in its `openssl.cnf`, and as the gconv module of its locale's character set
-/// (the locale compiled by the host's `localedef`). Its own programs: the probe, and
+/// module in its `openssl.cnf`, as a GSS-API mechanism in `/etc/gss/mech`, and as the
+/// gconv module of its locale's character set (the locale compiled by the host's
+/// `localedef`). Its own programs: the probe, and
 /// the host's `/bin/true` with the host's loader and libc (a dynamic program of the
 /// container, for the control).
 fn preloading_image() -> String {
@@ -652,6 +657,7 @@ fn preloading_image() -> String {
             ("etc/ld.so.preload", "/evil.so\n"),
             ("etc/nsswitch.conf", NSSWITCH),
             ("usr/lib/ssl/openssl.cnf", OPENSSL_CNF),
+            ("etc/gss/mech", GSS_MECH),
             (gconv_modules.as_str(), GCONV_MODULES),
         ];
         // Named by what goes in, so it is made once, not once per run.
@@ -856,4 +862,78 @@ fn toolbox_tools_ignore_the_containers_preload_file_loader_variables_nss_modules
     ]);
     assert_eq!(out.status.code(), Some(99), "{}", describe(&out));
     assert!(stderr(&out).contains(SEEN), "{}", describe(&out));
+}
+
+/// The loader's guard refuses what a library of a tool loads by a path the
+/// container's configuration gives. Here libgssapi loads the mechanisms of the
+/// image's `/etc/gss/mech` as curl negotiates, and OpenSSL the provider of its
+/// `openssl.cnf` as curl starts: the toolbox's loader, run by hand without the guard
+/// and with neither the variables nor the wrapper's OpenSSL configuration, loads the
+/// library both ways; with `--audit` and the guard, neither; and the `curl` wrapper,
+/// in the container's environment, does not either.
+#[test]
+fn toolbox_loader_guard_refuses_the_gss_mechanism_and_openssl_provider_the_container_names() {
+    const SEEN: &str = "DLX-PRELOADED";
+    const LOADER: &str = "/.dlx/lib/ld-linux-x86-64.so.2 --inhibit-cache --library-path /.dlx/lib";
+    const CURL: &str = "--argv0 curl /.dlx/libexec/curl";
+    const GUARD: &str = "--audit /.dlx/lib/dlx-guard.so";
+    const NO_OPENSSL_CNF: &str = "OPENSSL_CONF=/.dlx/etc/openssl.cnf";
+    // printf's escapes, not Rust's: the script holds the backslashes.
+    const ANSWER: &str = concat!(
+        r"HTTP/1.1 401 Unauthorized\r\n",
+        r"WWW-Authenticate: Negotiate\r\n",
+        r"Content-Length: 0\r\n\r\n"
+    );
+    let image = preloading_image();
+    let c = Container::run("tb-guard", &["--network", "none"], &image, &[]);
+    // One HTTP answer asking for Negotiate, served on loopback by the toolbox's nc;
+    // the script waits until it listens, then runs `curl` against it.
+    let negotiate = |curl: &str| {
+        format!(
+            "printf '{ANSWER}' | nc -l -p 8080 >/dev/null &\n\
+             i=0; until netstat -ltn | grep -q ':8080 '; do\n\
+             i=$((i + 1)); [ $i -lt 100 ] || exit 3; sleep 0.05; done\n\
+             {curl} -s -m 5 --negotiate -u : http://127.0.0.1:8080/"
+        )
+    };
+    let run = |flags: &[&str], script: &str| {
+        let mut args = flags.to_vec();
+        args.extend([c.name.as_str(), "--", "sh", "-c", script]);
+        dlx_exec(&args)
+    };
+    let loads = |out: &Output| out.status.code() == Some(99) && stderr(out).contains(SEEN);
+
+    // Controls: unguarded, the library loads as a GSS-API mechanism (OpenSSL kept to
+    // the toolbox's configuration) and as an OpenSSL provider.
+    let controls = [
+        negotiate(&format!("env -i {NO_OPENSSL_CNF} {LOADER} {CURL}")),
+        format!("env -i {LOADER} {CURL} --version"),
+    ];
+    for script in &controls {
+        let out = run(&[], script);
+        assert!(loads(&out), "{script}: {}", describe(&out));
+    }
+    // Guarded: neither, by hand, or through the wrapper in plain and forensic sessions.
+    let guarded = [
+        negotiate(&format!("env -i {LOADER} {GUARD} {CURL}")),
+        format!("env -i {LOADER} {GUARD} {CURL} --version"),
+        negotiate("curl"),
+    ];
+    for flags in [&[][..], &["--forensic"]] {
+        for script in &guarded {
+            let out = run(flags, script);
+            assert!(
+                !loads(&out) && !stderr(&out).contains(SEEN),
+                "{flags:?} {script}: {}",
+                describe(&out)
+            );
+            // curl ran and finished: the answer came (0), or negotiation failed (no
+            // credentials), not a script or loader failure.
+            assert!(
+                matches!(out.status.code(), Some(0)),
+                "{flags:?} {script}: {}",
+                describe(&out)
+            );
+        }
+    }
 }
