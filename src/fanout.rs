@@ -1,10 +1,12 @@
 //! Fan-out: one command in many containers at once (`dlx exec --filter … -- CMD`).
 //!
-//! The engine lists the matching running containers and says, once, what each is;
-//! then each container's session runs in its own child process, forked from the
-//! protected dlx that did that work, so every session goes through the whole
-//! privileged sequence, pinned and audited, exactly as a single one does, without
-//! starting dlx, asking the engine or finding the toolbox again. At most
+//! The engine lists the matching running containers (to a child process, which
+//! passes back their IDs, names and images); then each container's session runs in
+//! its own child process, forked from the protected dlx that found the toolbox, asks
+//! the engine about its own container and goes through the whole privileged
+//! sequence, pinned and audited, exactly as a single one does, without starting dlx
+//! or finding the toolbox again. No session holds what the engine said about another
+//! container: each is a copy of that dlx, and so is its command until it execs. At most
 //! [`parallelism`] run at a time. Their output lines are prefixed `name | ` (stdout
 //! to stdout, stderr to stderr); the exit status is the worst of them, and one
 //! summary line per container closes the run on stderr.

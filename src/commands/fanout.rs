@@ -1,9 +1,11 @@
-//! `dlx exec --filter … | --all -- CMD`: one protected dlx lists the matching
-//! containers, asks the engine about each and finds the toolbox once, then forks one
-//! session per container (bounded) and relays their prefixed output, forwarding the
-//! signals sent to it. See `crate::fanout` for the pieces.
+//! `dlx exec --filter … | --all -- CMD`: one protected dlx has a child list the
+//! matching containers and finds the toolbox once, then forks one session per
+//! container (bounded), which asks the engine about its own container and enters it,
+//! and relays their prefixed output, forwarding the signals sent to it. See
+//! `crate::fanout` for the pieces.
 
 use std::collections::VecDeque;
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Instant;
 
@@ -38,7 +40,16 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     let settings = ExecSettings::resolve(args, |k| std::env::var(k).ok())?;
 
     exec::protect(&settings)?;
-    let mut targets = Targets::list(&fan, &settings)?;
+    let kind = engine_kind(&settings)?;
+    exec::ensure_single_threaded()?;
+    let listed = match list_apart(kind, &fan, &settings)? {
+        Ok(listed) => listed,
+        Err(status) => return Ok(status),
+    };
+    if listed.is_empty() {
+        return Err(FanoutError::NoMatch(fan.selection()).into());
+    }
+    let mut targets = VecDeque::from(listed);
     tracing::info!(count = targets.len(), "fan-out");
     // Found once here, not by every session, and only when the sessions enter the
     // containers' filesystems (`--ns` without mnt and `--host-tools` do not), as in
@@ -53,6 +64,9 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
         false => None,
     };
     let host = exec::Host::read()?;
+    // Every session is a fork of this process (assembling a toolbox may have run
+    // threads).
+    exec::ensure_single_threaded()?;
     let signals = sys::block_signals()?;
     let parallelism = fanout::parallelism();
 
@@ -65,14 +79,13 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     loop {
         // Start sessions while there is room, unless a signal said to stop.
         while interrupted.is_none() && running.len() < parallelism {
-            let Some((container, resolved)) = targets.next() else {
+            let Some(container) = targets.pop_front() else {
                 break;
             };
-            targets.settle()?;
             let mut session = settings.clone();
             session.target = TargetSpec::Container(container.id.clone());
             running.push(start(
-                &session, container, resolved, &toolbox, &host, next_index,
+                &session, kind, container, &toolbox, &host, next_index,
             )?);
             next_index += 1;
         }
@@ -137,7 +150,7 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
 
     // Containers never started (a signal came first) are named too.
     let sig = interrupted.unwrap_or(libc::SIGTERM);
-    for container in targets.remaining() {
+    for container in targets {
         ended.push((
             next_index,
             Ended {
@@ -159,94 +172,92 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     })
 }
 
-/// The matching containers, asked about one at a time as their sessions start, so
-/// the engine answers while earlier sessions already run.
-struct Targets {
-    engine: Option<Docker>,
-    pending: VecDeque<ContainerSummary>,
-    ready: VecDeque<(ContainerSummary, Result<Resolved>)>,
+/// Which engine lists the containers and answers each session about its own:
+/// Docker (the default) or Podman's compatible API; the filters are the Docker API's.
+fn engine_kind(settings: &ExecSettings) -> Result<EngineKind, EngineError> {
+    match settings.engine {
+        Selection::Auto | Selection::Only(EngineKind::Docker) => Ok(EngineKind::Docker),
+        Selection::Only(EngineKind::Podman) => Ok(EngineKind::Podman),
+        Selection::Only(EngineKind::Containerd) | Selection::NoEngine => {
+            Err(EngineError::Unsupported {
+                what: "--filter and --all",
+            })
+        }
+    }
 }
 
-impl Targets {
-    /// List through the engine the settings name: Docker (the default) or Podman's
-    /// compatible API; the filters are the Docker API's.
-    fn list(fan: &FanoutSettings, settings: &ExecSettings) -> Result<Targets> {
-        let endpoints = &settings.endpoints;
-        let engine = match settings.engine {
-            Selection::Auto | Selection::Only(EngineKind::Docker) => Docker::connect(
-                endpoints.docker_host.as_deref(),
-                endpoints.docker_api_version.as_deref(),
-            )?,
-            Selection::Only(EngineKind::Podman) => {
-                Docker::connect_podman(endpoints.podman_host.as_deref())?
-            }
-            Selection::Only(EngineKind::Containerd) | Selection::NoEngine => {
-                return Err(EngineError::Unsupported {
-                    what: "--filter and --all",
+/// A connection of this process's own to the engine `kind`, at the settings'
+/// socket.
+fn connect(kind: EngineKind, settings: &ExecSettings) -> Result<Docker, EngineError> {
+    let endpoints = &settings.endpoints;
+    match kind {
+        EngineKind::Podman => Docker::connect_podman(endpoints.podman_host.as_deref()),
+        _ => Docker::connect(
+            endpoints.docker_host.as_deref(),
+            endpoints.docker_api_version.as_deref(),
+        ),
+    }
+}
+
+/// The matching containers, listed by a child process of this one, which alone
+/// hears the engine's answer and passes back each container's ID, name and image.
+/// The answer in full (every container's command line, labels, mounts) never enters
+/// this process, of which every session is a copy, and so is each session's command
+/// until it execs. `Err`: the child failed (and said why) or was killed, and dlx
+/// ends with that status.
+fn list_apart(
+    kind: EngineKind,
+    fan: &FanoutSettings,
+    settings: &ExecSettings,
+) -> Result<Result<Vec<ContainerSummary>, ExitStatus>> {
+    let (list_r, list_w) = sys::pipe()?;
+    let pid = match sys::fork_single_threaded()? {
+        Fork::Child => {
+            drop(list_r);
+            let listed = connect(kind, settings)
+                .and_then(|engine| engine.list(&fan.filters))
+                .map_err(anyhow::Error::from)
+                .and_then(|list| Ok(serde_json::to_vec(&list)?));
+            let code = match listed {
+                Ok(bytes) => match sys::write_all(list_w.as_fd(), &bytes) {
+                    Ok(()) => 0,
+                    Err(_) => ExitStatus::Error.code(),
+                },
+                Err(e) => {
+                    output::error(&e);
+                    ExitStatus::Error.code()
                 }
-                .into())
-            }
-        };
-        let pending: VecDeque<_> = engine.list(&fan.filters)?.into();
-        if pending.is_empty() {
-            return Err(FanoutError::NoMatch(fan.selection()).into());
+            };
+            sys::exit_now(code.into())
         }
-        Ok(Targets {
-            engine: Some(engine),
-            pending,
-            ready: VecDeque::new(),
-        })
+        Fork::Parent(pid) => pid,
+    };
+    drop(list_w);
+    let mut bytes = Vec::new();
+    let read = std::fs::File::from(list_r).read_to_end(&mut bytes);
+    match waitpid(Pid::from_raw(pid), None) {
+        Ok(WaitStatus::Exited(_, 0)) => {}
+        Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Err(ExitStatus::signaled(sig as i32))),
+        _ => return Ok(Err(ExitStatus::Error)),
     }
+    read.context("cannot read the list of containers")?;
+    Ok(Ok(
+        serde_json::from_slice(&bytes).context("cannot read the list of containers")?
+    ))
+}
 
-    fn len(&self) -> usize {
-        self.pending.len() + self.ready.len()
-    }
-
-    /// The next container, and whether (and where) it can be entered.
-    fn next(&mut self) -> Option<(ContainerSummary, Result<Resolved>)> {
-        if let Some(next) = self.ready.pop_front() {
-            return Some(next);
-        }
-        let container = self.pending.pop_front()?;
-        let resolved = self.inspect(&container);
-        if self.pending.is_empty() {
-            self.engine = None; // its runtime is gone before the last fork
-        }
-        Some((container, resolved))
-    }
-
-    fn inspect(&self, container: &ContainerSummary) -> Result<Resolved> {
-        let engine = self
-            .engine
-            .as_ref()
-            .context("the engine connection is closed")?;
-        let info = engine.inspect(&container.id)?;
-        Ok(target::runnable(
-            info,
-            Via::Engine(engine.kind()),
-            &container.id,
-        )?)
-    }
-
-    /// Make sure this process may fork: single-threaded. The engine's runtime keeps
-    /// no thread of its own on a unix socket; if it did (a resolver thread for a
-    /// tcp:// engine), ask about every remaining container now and close it.
-    fn settle(&mut self) -> Result<()> {
-        if sys::thread_count()? == 1 {
-            return Ok(());
-        }
-        while let Some(c) = self.pending.pop_front() {
-            let resolved = self.inspect(&c);
-            self.ready.push_back((c, resolved));
-        }
-        self.engine = None;
-        exec::ensure_single_threaded()
-    }
-
-    /// The containers not handed out.
-    fn remaining(self) -> impl Iterator<Item = ContainerSummary> {
-        self.ready.into_iter().map(|(c, _)| c).chain(self.pending)
-    }
+/// In a session's own process, through its own connection (closed before entering):
+/// what the engine says about one container, its environment above all, reaches that
+/// container's session alone.
+fn inspect(
+    kind: EngineKind,
+    settings: &ExecSettings,
+    container: &ContainerSummary,
+) -> Result<Resolved> {
+    // The listing has just had an answer: no ping first.
+    let engine = connect(kind, settings)?.known_to_answer();
+    let info = engine.inspect(&container.id)?;
+    Ok(target::runnable(info, Via::Engine(kind), &container.id)?)
 }
 
 /// One running session: its process, and its stdout and stderr until they end.
@@ -273,8 +284,8 @@ impl Running {
 /// stdout and stderr pipes to us, its stdin empty.
 fn start(
     settings: &ExecSettings,
+    kind: EngineKind,
     container: ContainerSummary,
-    resolved: Result<Resolved>,
     toolbox: &Option<Toolbox>,
     host: &exec::Host,
     index: usize,
@@ -290,8 +301,8 @@ fn start(
             drop((out_r, err_r));
             session(
                 settings,
+                kind,
                 &container,
-                resolved,
                 toolbox,
                 host,
                 [null, out_w, err_w],
@@ -311,11 +322,12 @@ fn start(
     }
 }
 
-/// The forked child: one container's whole `dlx exec`, audited, then its exit.
+/// The forked child: one container's whole `dlx exec`, from asking the engine about
+/// it to the end, audited, then its exit.
 fn session(
     settings: &ExecSettings,
+    kind: EngineKind,
     container: &ContainerSummary,
-    resolved: Result<Resolved>,
     toolbox: &Option<Toolbox>,
     host: &exec::Host,
     stdio: [OwnedFd; 3],
@@ -332,8 +344,8 @@ fn session(
     }
     std::mem::forget(stdio); // closed already, by number
     let mut audit = audit::Session::begin(&settings.audit_log, &container.id, &settings.command);
-    let result =
-        resolved.and_then(|r| exec::enter(settings, r, &mut audit, &|| Ok(toolbox.clone()), host));
+    let result = inspect(kind, settings, container)
+        .and_then(|r| exec::enter(settings, r, &mut audit, &|| Ok(toolbox.clone()), host));
     audit.finish(&result);
     let status = result.unwrap_or_else(|e| {
         output::error(&e);

@@ -198,7 +198,7 @@ pub enum Filter {
 }
 
 /// A running container, as a listing shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerSummary {
     /// Full ID.
     pub id: String,

@@ -218,6 +218,108 @@ fn fan_out_passes_a_sigterm_to_every_session() {
     }
 }
 
+/// The child processes of `pid` (every thread's).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Which of `needles` the writable memory of process `pid` holds, read as root
+/// through `/proc/<pid>/mem`.
+fn held_in_memory(pid: u32, needles: &[String]) -> Vec<String> {
+    use std::os::unix::fs::FileExt;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut held = Vec::new();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (range, perms) = (fields.next().unwrap(), fields.next().unwrap());
+        if !perms.starts_with("rw") {
+            continue;
+        }
+        let (from, to) = range.split_once('-').unwrap();
+        let from = u64::from_str_radix(from, 16).unwrap();
+        let to = u64::from_str_radix(to, 16).unwrap();
+        let mut data = vec![0u8; (to - from) as usize];
+        if mem.read_exact_at(&mut data, from).is_err() {
+            continue; // a guard page, or the region went away
+        }
+        for n in needles {
+            let found = data.windows(n.len()).any(|w| w == n.as_bytes());
+            if found && !held.contains(n) {
+                held.push(n.clone());
+            }
+        }
+    }
+    held
+}
+
+/// Each fan-out session is a copy of the dlx that forked it, and so is its command
+/// until it execs, when a container root holding CAP_SYS_PTRACE may read it. dlx
+/// used to ask the engine about every container itself, so each session (and the
+/// dlx relaying them) held what the engine said about the containers entered before
+/// it, their environment included. Now each session asks about its own container
+/// alone, and a child process lists them.
+#[test]
+fn fan_out_session_holds_no_other_containers_environment() {
+    let label = format!("dlx-it-fanmem={}", std::process::id());
+    let secrets: Vec<String> = (1..=3)
+        .map(|i| format!("DLXSECRET{i}x{:08x}", std::process::id()))
+        .collect();
+    let _containers: Vec<Container> = secrets
+        .iter()
+        .enumerate()
+        .map(|(i, secret)| {
+            let env = format!("TOKEN={secret}");
+            Container::probe(&format!("fanmem{i}"), &["--label", &label, "-e", &env])
+        })
+        .collect();
+    let mut child = dlx()
+        .args(["exec", "--filter", &format!("label={label}"), "--"])
+        .args(["/probe", "sleep", "3"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Every session runs its command: a session process with a child.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let sessions = loop {
+        let sessions = children(child.id());
+        if sessions.len() == 3 && sessions.iter().all(|&s| !children(s).is_empty()) {
+            break sessions;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sessions never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let relay = held_in_memory(child.id(), &secrets);
+    let held: Vec<Vec<String>> = sessions
+        .iter()
+        .map(|&s| held_in_memory(s, &secrets))
+        .collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(relay.is_empty(), "the relaying dlx holds {relay:?}");
+    // Each session holds its own container's environment (the reading works) and
+    // nobody else's.
+    let mut own: Vec<&String> = held.iter().flatten().collect();
+    own.sort();
+    assert!(held.iter().all(|h| h.len() == 1), "{held:?}");
+    assert_eq!(own, secrets.iter().collect::<Vec<_>>(), "{held:?}");
+}
+
 #[test]
 fn fan_out_refuses_a_terminal_and_an_empty_selection() {
     let out = run_timeout(dlx().args(["exec", "-t", "--all", "--", "/probe"]), 30);
