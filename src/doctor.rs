@@ -346,10 +346,13 @@ fn target_checks(h: &HostFacts, t: &TargetFacts) -> Vec<Check> {
     let p = match &t.pinned {
         None => return out,
         Some(Err(message)) => {
+            let ps = resolved
+                .engine_command("ps")
+                .unwrap_or_else(|| "your engine's listing".to_string());
             out.push(Check::fail_from(
                 "pin",
                 message,
-                "try again; check `docker ps`",
+                &format!("try again; check {ps}"),
             ));
             return out;
         }
@@ -359,13 +362,7 @@ fn target_checks(h: &HostFacts, t: &TargetFacts) -> Vec<Check> {
         out[0] = Check::fail(
             "state",
             format!("{label} is paused (its cgroup is frozen)"),
-            match &resolved.container {
-                Some(c) => format!(
-                    "`docker unpause {}` first; dlx will not join a frozen cgroup",
-                    c.name
-                ),
-                None => "thaw its cgroup first, or pass --no-cgroup".to_string(),
-            },
+            resolved.thaw_hint(),
         );
     }
     out.push(Check::ok(
@@ -793,17 +790,27 @@ mod tests {
     }
 
     #[test]
-    fn a_frozen_cgroup_is_a_paused_container() {
+    fn a_frozen_cgroup_is_a_paused_container_with_its_engines_unpause() {
         let mut p = pinned();
         p.frozen = true;
-        let checks = checks(&host(), &running(p));
-        let state = find(&checks, "state");
-        assert_eq!(state.level, Level::Fail);
-        assert!(state
-            .hint
-            .as_deref()
-            .unwrap()
-            .contains("docker unpause web"));
+        let hint = |t: &TargetFacts| {
+            let checks = checks(&host(), t);
+            let state = find(&checks, "state");
+            assert_eq!(state.level, Level::Fail);
+            state.hint.clone().unwrap()
+        };
+        let mut t = running(p);
+        assert!(hint(&t).starts_with("`docker unpause web` first"));
+        // Found by Podman, or by no engine at all: the hint follows.
+        let set_via = |t: &mut TargetFacts, via| t.resolved.as_mut().unwrap().via = via;
+        set_via(
+            &mut t,
+            crate::target::Via::Engine(crate::engine::EngineKind::Podman),
+        );
+        assert!(hint(&t).starts_with("`podman unpause web` first"));
+        t.resolved.as_mut().unwrap().container = None;
+        set_via(&mut t, crate::target::Via::Pid);
+        assert!(hint(&t).starts_with("thaw its cgroup first;"));
     }
 
     #[test]

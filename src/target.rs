@@ -38,6 +38,23 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// The operator's command to `verb` (start, unpause, ps) the target with the
+    /// engine that found it, for hints.
+    pub fn engine_command(&self, verb: &str) -> Option<String> {
+        self.container
+            .as_ref()
+            .map(|c| engine_command(self.via, verb, c))
+    }
+
+    /// The hint for a target whose cgroup is frozen.
+    pub fn thaw_hint(&self) -> String {
+        let first = match self.engine_command("unpause") {
+            Some(command) => format!("{command} first"),
+            None => "thaw its cgroup first".to_string(),
+        };
+        format!("{first}; dlx will not join a frozen cgroup")
+    }
+
     /// How to name the target in messages.
     pub fn label(&self) -> String {
         match &self.container {

@@ -136,7 +136,11 @@ pub(super) fn enter(
         .with_context(|| format!("cannot enter {}", resolved.label()))?;
     let mounts = &host.mounts;
     if cgroup::is_frozen(&pinned.cgroups, mounts) {
-        bail!("{} is paused (its cgroup is frozen)\nhint: unpause it first (`docker unpause`); dlx will not join a frozen cgroup", resolved.label());
+        bail!(
+            "{} is paused (its cgroup is frozen)\nhint: {}",
+            resolved.label(),
+            resolved.thaw_hint()
+        );
     }
 
     // 4. Decide everything the session will be, while still on the host. Host tools
