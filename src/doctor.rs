@@ -346,14 +346,11 @@ fn target_checks(h: &HostFacts, t: &TargetFacts) -> Vec<Check> {
     let p = match &t.pinned {
         None => return out,
         Some(Err(message)) => {
-            let ps = resolved
-                .engine_command("ps")
-                .unwrap_or_else(|| "your engine's listing".to_string());
-            out.push(Check::fail_from(
-                "pin",
-                message,
-                &format!("try again; check {ps}"),
-            ));
+            let hint = match (resolved.via, resolved.engine_command("ps")) {
+                (crate::target::Via::Engine(_), Some(ps)) => format!("try again; check {ps}"),
+                _ => "try again; the process may have ended".to_string(),
+            };
+            out.push(Check::fail_from("pin", message, &hint));
             return out;
         }
         Some(Ok(p)) => p,

@@ -10,10 +10,9 @@
 //! - `lib/`: the loader (`PT_INTERP`'s file name; made to read no preload file, see
 //!   [`seal_loader`]), the guard the wrappers hand it (an audit module that refuses
 //!   every object outside `lib/`, see [`super::GUARD`]) and the `DT_NEEDED` closure
-//!   of every
-//!   dynamic tool plus the manifest's dlopen'd libraries: each library's real file
-//!   (symlinks in the packages followed) under its own name, and a link from the
-//!   name asked for when that differs;
+//!   of every dynamic tool plus the manifest's dlopen'd libraries: each library's
+//!   real file (symlinks in the packages followed) under its own name, and a link
+//!   from the name asked for when that differs;
 //! - `etc/openssl.cnf`, an OpenSSL configuration that configures nothing, read by the
 //!   tools linked with libcrypto in place of the container's (see [`wrapper`]);
 //! - in every object that carries a libc, the locale, gconv and message catalog
@@ -583,15 +582,14 @@ pub fn plan(
                         );
                         layout.libraries.push(loader.clone());
                         layout.loader = Some(loader.clone());
-                        let guard = guard_path();
                         layout.nodes.insert(
-                            guard.clone(),
+                            guard_path(),
                             Node::File {
                                 data: GUARD_OBJECT.to_vec(),
                                 executable: false,
                             },
                         );
-                        layout.libraries.push(guard["lib/".len()..].to_string());
+                        layout.libraries.push(guard_name().to_string());
                     }
                 }
                 // Its wrapper once its libraries are known.
@@ -700,10 +698,14 @@ pub fn plan(
     Ok(layout)
 }
 
+/// [`GUARD`]'s file name in `lib/`.
+fn guard_name() -> &'static str {
+    GUARD.rsplit('/').next().unwrap_or(GUARD)
+}
+
 /// [`GUARD`] in the tree: `lib/dlx-guard.so`.
 fn guard_path() -> String {
-    let name = GUARD.rsplit('/').next().unwrap_or(GUARD);
-    format!("lib/{name}")
+    format!("lib/{}", guard_name())
 }
 
 /// [`OPENSSL_CONF`] in the tree.
