@@ -15,7 +15,13 @@ fn main() {
         .debug(false)
         .opt_level_str("s")
         .get_compiler();
-    let mut cmd: Command = compiler.to_command();
+    // The compiler's own flags for the target, but `-static`, which cc adds when
+    // dlx links statically (crt-static): the guard is a shared object either way, and
+    // must be the same bytes from every build of the same source (a toolbox's digest
+    // covers them).
+    let mut cmd = Command::new(compiler.path());
+    cmd.envs(compiler.get_envs())
+        .args(compiler.args().iter().filter(|a| *a != "-static"));
     cmd.args([
         "-shared",
         "-nostdlib",

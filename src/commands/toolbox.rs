@@ -108,6 +108,13 @@ fn show(installed: &Installed) -> String {
             "loader    {loader} (reads {preload}, never /etc/ld.so.preload)"
         );
     }
+    if let Some(guard) = &d.guard {
+        let _ = writeln!(
+            out,
+            "guard     {guard} (the loader loads nothing outside {})",
+            toolbox::LIB
+        );
+    }
     let _ = writeln!(out, "tools");
     let width = d
         .tools

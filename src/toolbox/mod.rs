@@ -443,6 +443,7 @@ fn describe(
         bin: BIN.to_string(),
         loader: layout.loader.clone(),
         preload: layout.loader.as_ref().map(|_| NO_PRELOAD.to_string()),
+        guard: layout.loader.as_ref().map(|_| GUARD.to_string()),
         unset: layout::UNSET_PREFIXES
             .iter()
             .map(|p| format!("{p}*"))

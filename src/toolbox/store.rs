@@ -84,6 +84,10 @@ pub struct Description {
     /// holds (see [`super::layout::seal_loader`]).
     #[serde(default)]
     pub preload: Option<String>,
+    /// The audit module the wrappers hand the loader, which refuses every object
+    /// outside `lib/` (see [`super::GUARD`]).
+    #[serde(default)]
+    pub guard: Option<String>,
     /// What the wrappers unset before starting a tool: names, and prefixes as
     /// `PREFIX*` (see [`super::layout::unset_line`]).
     #[serde(default)]
@@ -526,6 +530,7 @@ mod tests {
             bin: super::super::BIN.into(),
             loader: None,
             preload: None,
+            guard: None,
             unset: vec![],
             size: 0,
             tools: vec![],

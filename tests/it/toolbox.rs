@@ -215,6 +215,15 @@ fn fetch_assembles_a_described_root_owned_tree() {
         text.contains(&format!("loader    {loader} (reads /.dlx/no/preload")),
         "{text}"
     );
+    // ... and is handed the guard, a file of lib/
+    assert_eq!(desc["guard"], "/.dlx/lib/dlx-guard.so");
+    assert!(root.join("lib/dlx-guard.so").is_file());
+    assert!(
+        text.contains(
+            "guard     /.dlx/lib/dlx-guard.so (the loader loads nothing outside /.dlx/lib)"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
