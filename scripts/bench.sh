@@ -21,6 +21,11 @@
 #         assembly) against apt's own cold `update` + `download` of the same
 #         packages (target: dlx <= apt); image sizes beside upstream's (static about
 #         2 MiB); dlx build's peak RSS (< 150 MiB).
+#
+# Commands compared with one another (dlx with the pipeline and docker exec, the
+# toolbox session with plain dlx, the fan-out with one session) run in turn, in a
+# rotating order, so that a machine whose speed drifts during the measurement, or
+# the clean-up one command leaves running, weighs on each alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -62,15 +67,45 @@ print(f"{statistics.median(times):.2f}")
 PY
 }
 
+# medians_ms CMD1 :: CMD2 :: ...: the same for commands that are compared with one
+# another, run in turn so that the machine speeding up or slowing down during the
+# measurement weighs on all of them alike, and in an order that rotates each round
+# (CMD1 CMD2 CMD3, then CMD2 CMD3 CMD1, ...), so that none always runs in what
+# another leaves behind (docker exec's clean-up goes on after it returns); prints
+# their medians in order, separated by spaces.
+medians_ms() {
+  python3 - "$RUNS" "$@" <<'PY'
+import statistics, subprocess, sys, time
+runs, cmds = int(sys.argv[1]), [[]]
+for arg in sys.argv[2:]:
+    if arg == "::":
+        cmds.append([])
+    else:
+        cmds[-1].append(arg)
+for _ in range(3):
+    for cmd in cmds:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+times = [[] for _ in cmds]
+for r in range(runs):
+    for i in range(len(cmds)):
+        k = (r + i) % len(cmds)
+        t = time.perf_counter()
+        subprocess.run(cmds[k], check=True, stdout=subprocess.DEVNULL)
+        times[k].append((time.perf_counter() - t) * 1000)
+print(" ".join(f"{statistics.median(kept):.2f}" for kept in times))
+PY
+}
+
 step "exec: $RUNS runs each of /bin/true in one container"
 "$DLX" -q toolbox fetch >/dev/null
-dlx_ms=$(median_ms "$DLX" exec --toolbox none dlx-bench -- /bin/true)
+read -r dlx_ms toolbox_ms pipe_ms docker_ms < <(medians_ms \
+  "$DLX" exec --toolbox none dlx-bench -- /bin/true :: \
+  "$DLX" exec dlx-bench -- true :: \
+  sh -c 'nsenter -t "$(docker inspect -f "{{.State.Pid}}" dlx-bench)" -a /bin/true' :: \
+  docker exec dlx-bench /bin/true)
 cold_ms=$(RUNS=15 PAUSE=0.2 median_ms "$DLX" exec --toolbox none dlx-bench -- /bin/true)
-toolbox_ms=$(median_ms "$DLX" exec dlx-bench -- true)
 toolbox_root=$("$DLX" toolbox --format json | python3 -c 'import json, sys; print(json.load(sys.stdin)["root"])')
 toolbox_mib=$(du -sm "$toolbox_root" | cut -f1)
-pipe_ms=$(median_ms sh -c 'nsenter -t "$(docker inspect -f "{{.State.Pid}}" dlx-bench)" -a /bin/true')
-docker_ms=$(median_ms docker exec dlx-bench /bin/true)
 rss_kib=$(/usr/bin/time -f %M "$DLX" exec dlx-bench -- true 2>&1 >/dev/null | tail -n 1)
 
 python3 - "$dlx_ms" "$pipe_ms" "$docker_ms" "$rss_kib" "$toolbox_ms" "$toolbox_mib" "$cold_ms" <<'PY'
@@ -114,10 +149,11 @@ step "fan-out: /bin/true in 20 containers at once, against one session"
 for i in $(seq 1 20); do
   docker run -d --label "$fan_label" dlx-bench/true:latest >/dev/null
 done
-FAN_RUNS=${FAN_RUNS:-10}
+FAN_RUNS=${FAN_RUNS:-20}
 # The per-container summary goes to stderr; only the time matters here.
-fan_ms=$(RUNS=$FAN_RUNS median_ms sh -c '"$0" exec --filter "label=$1" -- /bin/true 2>/dev/null' "$DLX" "$fan_label")
-one_ms=$(RUNS=$FAN_RUNS median_ms sh -c '"$0" exec dlx-bench -- /bin/true 2>/dev/null' "$DLX")
+read -r fan_ms one_ms < <(RUNS=$FAN_RUNS medians_ms \
+  sh -c '"$0" exec --filter "label=$1" -- /bin/true 2>/dev/null' "$DLX" "$fan_label" :: \
+  sh -c '"$0" exec dlx-bench -- /bin/true 2>/dev/null' "$DLX")
 
 python3 - "$fan_ms" "$one_ms" <<'PY'
 import sys
