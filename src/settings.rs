@@ -354,6 +354,29 @@ pub fn with_toolbox_path(env: &mut [String], bin: &str, first: bool) {
     }
 }
 
+/// Variables through which a shell runs code or reads files as it starts or prompts:
+/// an interactive shell sources the file `ENV` names; BusyBox ash expands `PS1`,
+/// `PS2` and `PS4` each time it shows them, command substitutions included; and
+/// `HISTFILE` is where a shell keeps what the operator types.
+pub const SHELL_STARTUP: [&str; 5] = ["ENV", "PS1", "PS2", "PS4", "HISTFILE"];
+
+/// Make `env` one in which the container's configuration cannot run code in a shell
+/// of the session: drop the [`SHELL_STARTUP`] variables but those the operator gave
+/// (`operator`, the `-e` list), then set dlx's `prompt` (`PS1=...`), if any, unless
+/// the operator gave one. Without this, an `ENV` of the container's config makes the
+/// toolbox's shell source a script of the container's, whose functions can stand in
+/// for the toolbox's tools (a `ps` that hides a process).
+pub fn clean_shell_startup(env: &mut Vec<String>, operator: &[String], prompt: Option<String>) {
+    let given = |key: &str| env_value(operator, key).is_some();
+    env.retain(|item| {
+        let key = item.split_once('=').map(|(k, _)| k).unwrap_or(item);
+        !SHELL_STARTUP.contains(&key) || given(key)
+    });
+    if let Some(prompt) = prompt.filter(|_| env_value(env, "PS1").is_none()) {
+        env.push(prompt);
+    }
+}
+
 /// The value of `key` in a `KEY=VALUE` list.
 pub fn env_value<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
     env.iter()
@@ -597,5 +620,43 @@ mod tests {
             ]
         );
         assert_eq!(env_value(&env, "PATH"), Some("/app/bin"));
+    }
+
+    #[test]
+    fn shell_startup_variables_of_the_container_are_dropped_but_the_operators_kept() {
+        let operator: Vec<String> = vec!["PS2=mine> ".into()];
+        let mut env = compose_env(
+            &[
+                "ENV=/e.sh".into(),
+                "PS1=$(evil)".into(),
+                "PS2=$(evil)".into(),
+                "PS4=$(evil)".into(),
+                "HISTFILE=/h".into(),
+                "ENVIRONMENT=prod".into(),
+            ],
+            None,
+            false,
+            &operator,
+            "/",
+        );
+        clean_shell_startup(&mut env, &operator, Some("PS1=dlx$ ".into()));
+        assert_eq!(
+            env,
+            vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "PS2=mine> ",
+                "ENVIRONMENT=prod",
+                "HOME=/",
+                "PS1=dlx$ ",
+            ]
+        );
+        // An operator's PS1 wins over dlx's prompt; no prompt, none set.
+        let operator: Vec<String> = vec!["PS1=op$ ".into()];
+        let mut env = compose_env(&["PS1=$(evil)".into()], None, false, &operator, "/");
+        clean_shell_startup(&mut env, &operator, Some("PS1=dlx$ ".into()));
+        assert_eq!(env_value(&env, "PS1"), Some("op$ "));
+        let mut env = compose_env(&["PS1=$(evil)".into()], None, false, &[], "/");
+        clean_shell_startup(&mut env, &[], None);
+        assert_eq!(env_value(&env, "PS1"), None);
     }
 }

@@ -185,11 +185,17 @@ pub(super) fn enter(
     let mut command = settings.command.clone();
     if let Some(t) = &toolbox {
         settings::with_toolbox_path(&mut env, t.bin, settings.forensic);
-        if command.is_empty() {
+        // The toolbox shell dlx starts, and every shell of a forensic session (whose
+        // tools must be the trusted ones), start clean of the container's shell
+        // start-up variables.
+        let default_shell = command.is_empty();
+        if default_shell {
             command = t.shell().into_iter().collect();
-            if settings::env_value(&env, "PS1").is_none() {
-                env.push(format!("PS1=dlx:{}:\\w\\$ ", resolved.short_name()));
-            }
+        }
+        if default_shell || settings.forensic {
+            let prompt =
+                default_shell.then(|| format!("PS1=dlx:{}:\\w\\$ ", resolved.short_name()));
+            settings::clean_shell_startup(&mut env, &settings.env, prompt);
         }
     }
     if command.is_empty() {

@@ -519,6 +519,97 @@ fn toolbox_shell_in_a_real_terminal() {
     assert!(screen.contains("rc=42"), "{screen}");
 }
 
+/// `dlx exec FLAGS -i CONTAINER -- CMD...` with `input` on its stdin.
+fn exec_with_input(flags: &[&str], c: &Container, cmd: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = dlx()
+        .arg("exec")
+        .args(flags)
+        .args(["-i", &c.name, "--"])
+        .args(cmd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The container's configuration runs no code in a toolbox shell: its `ENV` names a
+/// script of its own, which defines a `ps` that hides every process, and its `PS1`
+/// holds a command substitution. An interactive toolbox shell given the container's
+/// environment as it is sources the one and runs the other at every prompt: the
+/// control, a shell the operator names outside forensic mode. The shell dlx starts
+/// (in a real terminal, and its environment), and any shell of a forensic session,
+/// do neither. (Both ran in the shell dlx starts, `--forensic` too.)
+#[test]
+fn toolbox_shell_runs_no_startup_code_of_the_containers_config() {
+    let script = work_dir().join(format!("shell-env-{}.sh", std::process::id()));
+    std::fs::write(&script, "echo ENV-SOURCED\nps() { echo fake-ps; }\n").unwrap();
+    let mount = format!("{}:/e.sh:ro", script.display());
+    let c = Container::probe(
+        "tb-shenv",
+        &[
+            "-v",
+            &mount,
+            "-e",
+            "ENV=/e.sh",
+            "-e",
+            "PS1=$(echo PS1-RAN >&2)> ",
+        ],
+    );
+    let ran = |out: &Output| {
+        let both = format!("{}{}", stdout(out), stderr(out));
+        ["ENV-SOURCED", "PS1-RAN", "fake-ps"]
+            .iter()
+            .any(|mark| both.contains(mark))
+    };
+    // Control: an interactive shell reading `ps` from a pipe.
+    let out = exec_with_input(&[], &c, &["/.dlx/bin/sh", "-i"], "ps\n");
+    assert!(ran(&out), "{}", describe(&out));
+    // Forensic: the same shell, by path or by name, runs none of it.
+    for shell in ["/.dlx/bin/sh", "sh"] {
+        let out = exec_with_input(&["--forensic"], &c, &[shell, "-i"], "ps\n");
+        assert!(!ran(&out), "{shell}: {}", describe(&out));
+        assert!(stdout(&out).contains("/probe sleep"), "{}", describe(&out));
+    }
+    // The shell dlx starts gets neither variable of the container, but dlx's prompt,
+    // and the operator's own -e still counts.
+    for flags in [&[][..], &["--forensic"], &["-e", "PS2=given"]] {
+        let out = exec_with_input(flags, &c, &[], "echo \"[$ENV] [$PS1] [$PS2]\"\n");
+        assert!(
+            stdout(&out).starts_with("[] [dlx:"),
+            "{flags:?}: {}",
+            describe(&out)
+        );
+        assert_eq!(
+            stdout(&out).trim_end().ends_with("[given]"),
+            flags.contains(&"PS2=given"),
+            "{flags:?}: {}",
+            describe(&out)
+        );
+    }
+    // ... and in a real terminal, an interactive shell, it sources and runs nothing.
+    let dlx = env!("CARGO_BIN_EXE_dlx");
+    let term = Tmux::new("tb-shenv", 100, 30);
+    term.send(&[&format!("{dlx} shell {}; echo rc=$?", c.name), "Enter"]);
+    term.wait_for("dlx:");
+    term.send(&["ps", "Enter"]);
+    term.wait_for("/probe sleep");
+    term.send(&["exit 7", "Enter"]);
+    let screen = term.wait_for("rc=");
+    assert!(screen.contains("rc=7"), "{screen}");
+    for mark in ["ENV-SOURCED", "PS1-RAN", "fake-ps"] {
+        assert!(!screen.contains(mark), "{mark}: {screen}");
+    }
+}
+
 #[test]
 fn host_tools_share_only_net_uts_ipc_and_stay_invisible() {
     let c = Container::probe("tb-host", &[]);
