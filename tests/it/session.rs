@@ -610,6 +610,29 @@ fn toolbox_shell_runs_no_startup_code_of_the_containers_config() {
     }
 }
 
+/// The toolbox's curl reads no `.curlrc` of the container: one in its `HOME` that
+/// asks for a trace would have curl write what the operator sends (credentials
+/// included) into the container. The control, the same curl started without the
+/// wrapper's `-q`, writes the trace.
+#[test]
+fn toolbox_curl_reads_no_curlrc_of_the_container() {
+    let curlrc = work_dir().join(format!("curlrc-{}", std::process::id()));
+    std::fs::write(&curlrc, "trace-ascii = /dev/shm/curl-trace\n").unwrap();
+    let mount = format!("{}:/.curlrc:ro", curlrc.display());
+    let c = Container::probe("tb-curlrc", &["-v", &mount, "-e", "HOME=/"]);
+    let traced = |curl: &str| {
+        let script = format!(
+            "rm -f /dev/shm/curl-trace; {curl} -s -m 2 -u admin:pw http://127.0.0.1:9/; \
+             test -e /dev/shm/curl-trace && echo TRACED"
+        );
+        let out = dlx_exec(&[&c.name, "--", "sh", "-c", &script]);
+        stdout(&out).contains("TRACED")
+    };
+    let unwrapped = "/.dlx/lib/ld-linux-x86-64.so.2 --library-path /.dlx/lib /.dlx/libexec/curl";
+    assert!(traced(unwrapped), "the control wrote no trace");
+    assert!(!traced("curl"));
+}
+
 #[test]
 fn host_tools_share_only_net_uts_ipc_and_stay_invisible() {
     let c = Container::probe("tb-host", &[]);
