@@ -190,21 +190,11 @@ fn stdout_and_stderr_stay_separate_and_stdin_passes_with_i() {
     assert_eq!(stdout(&out), "to-stdout\n");
     assert_eq!(stderr(&out), "to-stderr\n");
 
-    use std::io::Write;
-    let mut child = dlx()
-        .args(["exec", "-i", &c.name, "--", "/probe", "stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hello through dlx\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello through dlx\n");
+    let out = dlx_with_input(
+        &["exec", "-i", &c.name, "--", "/probe", "stdin"],
+        b"hello through dlx\n",
+    );
+    assert_eq!(stdout(&out), "hello through dlx\n");
 
     // Without -i the command sees an empty stdin at once, never dlx's.
     let out = dlx_exec(&[&c.name, "--", "/probe", "stdin"]);

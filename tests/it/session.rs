@@ -521,24 +521,11 @@ fn toolbox_shell_in_a_real_terminal() {
 
 /// `dlx exec FLAGS -i CONTAINER -- CMD...` with `input` on its stdin.
 fn exec_with_input(flags: &[&str], c: &Container, cmd: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    let mut child = dlx()
-        .arg("exec")
-        .args(flags)
-        .args(["-i", &c.name, "--"])
-        .args(cmd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut args = vec!["exec"];
+    args.extend_from_slice(flags);
+    args.extend(["-i", c.name.as_str(), "--"]);
+    args.extend_from_slice(cmd);
+    dlx_with_input(&args, input.as_bytes())
 }
 
 /// The container's configuration runs no code in a toolbox shell: its `ENV` names a

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// The dlx binary under test.
 pub fn dlx() -> Command {
@@ -91,6 +91,20 @@ pub fn run_timeout(cmd: &mut Command, secs: u64) -> Output {
 /// `dlx exec ARGS...`, at most 60 s.
 pub fn dlx_exec(args: &[&str]) -> Output {
     run_timeout(dlx().arg("exec").args(args), 60)
+}
+
+/// `dlx ARGS...` with `input` on its stdin, to its end.
+pub fn dlx_with_input(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = dlx()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// stdout as text.
