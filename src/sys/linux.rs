@@ -561,34 +561,41 @@ pub fn read_file(path: &str, limit: u64) -> Result<Vec<u8>, SysError> {
 
 /// Read a regular file of the container, `path` resolved inside the container's root
 /// `root` (so `..` and symlinks cannot leave it, magic links are refused), at most
-/// `limit` bytes. `Ok(None)` when it does not exist. A FIFO or device is refused
-/// without blocking.
+/// `limit` bytes. `Ok(None)` when it does not exist, or is not a regular file: the
+/// container owns the path, and opening a FIFO or a device can act (a FIFO's writer
+/// goes on, a watchdog starts, a tape rewinds), so it is first reached without
+/// opening (`O_PATH`) and opened only once the kernel says it is a regular file.
 pub fn read_in_root(
     root: BorrowedFd<'_>,
     path: &str,
     limit: u64,
 ) -> Result<Option<Vec<u8>>, SysError> {
-    let fd = match rustix::fs::openat2(
+    let what = || format!("container {path}");
+    let reached = match rustix::fs::openat2(
         root,
         path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+        OFlags::PATH | OFlags::CLOEXEC,
         RxMode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     ) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(SysError::new("open", format!("container {path}"), rx(e))),
+        Err(e) => return Err(SysError::new("open", what(), rx(e))),
     };
-    let st = rustix::fs::fstat(&fd)
-        .map_err(|e| SysError::new("stat", format!("container {path}"), rx(e)))?;
+    let st = rustix::fs::fstat(&reached).map_err(|e| SysError::new("stat", what(), rx(e)))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(SysError::new(
-            "open",
-            format!("container {path} (not a regular file)"),
-            Errno::EINVAL,
-        ));
+        tracing::warn!(path = %what(), "not a regular file: left unopened, taken as absent");
+        return Ok(None);
     }
-    read_limited(fd, limit, &format!("container {path}")).map(Some)
+    // The very inode checked, through our own descriptor table.
+    let own = format!("/proc/self/fd/{}", reached.as_raw_fd());
+    let fd = rustix::fs::open(
+        own.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+        RxMode::empty(),
+    )
+    .map_err(|e| SysError::new("open", what(), rx(e)))?;
+    read_limited(fd, limit, &what()).map(Some)
 }
 
 /// The mode (`st_mode`) of `path` inside the container root `root`, resolved as

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::process::Command;
 
 use crate::util::*;
@@ -199,6 +200,60 @@ fn stdout_and_stderr_stay_separate_and_stdin_passes_with_i() {
     // Without -i the command sees an empty stdin at once, never dlx's.
     let out = dlx_exec(&[&c.name, "--", "/probe", "stdin"]);
     assert_eq!((out.status.code(), stdout(&out)), (Some(0), String::new()));
+}
+
+/// The container's account files are opened only once they are known to be regular
+/// files: opening a FIFO or a device can act, from the host, on what the container
+/// chose. Here `/etc/passwd` is a FIFO whose writer records any reader's open. dlx
+/// leaves it unopened, takes it as absent (as `docker exec` would a missing file:
+/// uid 0, HOME /) and says so; the control, an open from the host, is recorded.
+#[test]
+fn account_file_that_is_a_fifo_is_never_opened() {
+    let c = Container::run(
+        "fifo-passwd",
+        &["--tmpfs", "/etc", "--entrypoint", "/probe"],
+        &probe_image(),
+        &["fifo-wait", "/etc/passwd", "/dev/shm/opened"],
+    );
+    let root = format!("/proc/{}/root", c.pid());
+    let fifo = Path::new(&root).join("etc/passwd");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !fifo.exists() {
+        assert!(std::time::Instant::now() < deadline, "no FIFO made");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let opened = Path::new(&root).join("dev/shm/opened");
+
+    let out = dlx_exec(&[&c.name, "--", "/probe", "id"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        stdout(&out).starts_with("uid=0 gid=0"),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        stderr(&out).contains("/etc/passwd") && stderr(&out).contains("not a regular file"),
+        "{}",
+        describe(&out)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!opened.exists(), "dlx opened the FIFO");
+
+    // Control: an open for reading (non-blocking, as dlx used to) is recorded.
+    use std::os::unix::fs::OpenOptionsExt;
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !opened.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the control was not recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]
