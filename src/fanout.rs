@@ -129,17 +129,25 @@ pub const LINE_MAX: usize = 64 * 1024;
 
 /// Cuts one child's output stream into lines, each prefixed `name | `. Whole lines
 /// only leave it, so lines of different containers never mix on dlx's output.
+///
+/// For a terminal (`escape`), the control characters of a line (all but tab, and
+/// the C1 controls UTF-8 can carry) show as `\xNN`: otherwise a container could
+/// return the cursor over its prefix (`\r`), or move it over other lines (escape
+/// sequences), and pass its lines off as another container's. Into a pipe or a file
+/// the lines go byte for byte.
 #[derive(Debug)]
 pub struct Prefixer {
     prefix: Vec<u8>,
     partial: Vec<u8>,
+    escape: bool,
 }
 
 impl Prefixer {
-    pub fn new(name: &str) -> Prefixer {
+    pub fn new(name: &str, escape: bool) -> Prefixer {
         Prefixer {
             prefix: format!("{name} | ").into_bytes(),
             partial: Vec::new(),
+            escape,
         }
     }
 
@@ -177,7 +185,31 @@ impl Prefixer {
 
     fn emit(&mut self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.prefix);
-        out.append(&mut self.partial);
+        if !self.escape {
+            out.append(&mut self.partial);
+            return;
+        }
+        // The line ends with its newline, which stays one.
+        let line = self.partial.strip_suffix(b"\n").unwrap_or(&self.partial);
+        let mut i = 0;
+        while i < line.len() {
+            let b = line[i];
+            // U+0080 to U+009F, the C1 controls, are C2 80 to C2 9F in UTF-8.
+            let c1 = b == 0xc2 && line.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n));
+            if c1 {
+                out.extend_from_slice(format!("\\xc2\\x{:02x}", line[i + 1]).as_bytes());
+                i += 2;
+                continue;
+            }
+            if (b < 0x20 && b != b'\t') || b == 0x7f {
+                out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+            } else {
+                out.push(b);
+            }
+            i += 1;
+        }
+        out.push(b'\n');
+        self.partial.clear();
     }
 }
 
@@ -340,7 +372,7 @@ mod tests {
         let text = b"one\ntwo\n\nlast";
         // Whole, byte by byte, and in uneven pieces: always the same lines.
         for cut in [text.len(), 1, 3] {
-            let mut p = Prefixer::new("web-1");
+            let mut p = Prefixer::new("web-1", false);
             let mut out = Vec::new();
             for piece in text.chunks(cut) {
                 p.feed(piece, &mut out);
@@ -356,8 +388,26 @@ mod tests {
     }
 
     #[test]
+    fn on_a_terminal_no_line_can_pass_for_another_containers() {
+        let spoof = "ok\r\x1b[2Kdb-1 | all good \u{9b}1A\tdone\n";
+        let prefixed = |escape| {
+            let mut p = Prefixer::new("web-1", escape);
+            let mut out = Vec::new();
+            p.feed(spoof.as_bytes(), &mut out);
+            p.finish(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            prefixed(true),
+            "web-1 | ok\\x0d\\x1b[2Kdb-1 | all good \\xc2\\x9b1A\tdone\n"
+        );
+        // Into a pipe, byte for byte.
+        assert_eq!(prefixed(false), format!("web-1 | {spoof}"));
+    }
+
+    #[test]
     fn an_endless_line_is_cut_not_held() {
-        let mut p = Prefixer::new("w");
+        let mut p = Prefixer::new("w", false);
         let mut out = Vec::new();
         p.feed(&vec![b'x'; LINE_MAX * 2 + 5], &mut out);
         let lines: Vec<&[u8]> = out.split_inclusive(|&b| b == b'\n').collect();
@@ -366,7 +416,7 @@ mod tests {
         p.finish(&mut out);
         assert!(out.ends_with(b"w | xxxxx\n"));
         // A line of exactly LINE_MAX bytes stays one line.
-        let mut p = Prefixer::new("w");
+        let mut p = Prefixer::new("w", false);
         let mut out = Vec::new();
         let mut line = vec![b'y'; LINE_MAX];
         line.push(b'\n');

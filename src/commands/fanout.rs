@@ -69,6 +69,10 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     exec::ensure_single_threaded()?;
     let signals = sys::block_signals()?;
     let parallelism = fanout::parallelism();
+    let escape = [
+        sys::is_tty(std::io::stdout().as_fd()),
+        sys::is_tty(std::io::stderr().as_fd()),
+    ];
 
     let mut running: Vec<Running> = Vec::new();
     let mut ended: Vec<(usize, Ended)> = Vec::new();
@@ -85,7 +89,7 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
             let mut session = settings.clone();
             session.target = TargetSpec::Container(container.id.clone());
             running.push(start(
-                &session, kind, container, &toolbox, &host, next_index,
+                &session, kind, container, &toolbox, &host, next_index, escape,
             )?);
             next_index += 1;
         }
@@ -281,7 +285,8 @@ impl Running {
 }
 
 /// Fork the session for `container`: the child becomes a `dlx exec` of it, its
-/// stdout and stderr pipes to us, its stdin empty.
+/// stdout and stderr pipes to us, its stdin empty. `escape`: whether dlx's stdout and
+/// stderr are terminals, where the lines show their control characters escaped.
 fn start(
     settings: &ExecSettings,
     kind: EngineKind,
@@ -289,6 +294,7 @@ fn start(
     toolbox: &Option<Toolbox>,
     host: &exec::Host,
     index: usize,
+    escape: [bool; 2],
 ) -> Result<Running> {
     let (out_r, out_w) = sys::pipe()?;
     let (err_r, err_w) = sys::pipe()?;
@@ -314,8 +320,8 @@ fn start(
             pid,
             started,
             streams: [
-                Some((out_r, Prefixer::new(&container.name))),
-                Some((err_r, Prefixer::new(&container.name))),
+                Some((out_r, Prefixer::new(&container.name, escape[0]))),
+                Some((err_r, Prefixer::new(&container.name, escape[1]))),
             ],
             end: None,
         }),

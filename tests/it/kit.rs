@@ -320,6 +320,49 @@ fn fan_out_session_holds_no_other_containers_environment() {
     assert_eq!(own, secrets.iter().collect::<Vec<_>>(), "{held:?}");
 }
 
+/// On a terminal, no container can pass its output off as another's: a carriage
+/// return (or an escape sequence) would take the cursor back over its `name | `
+/// prefix and write another name there. Its control characters show escaped; into
+/// a pipe its bytes pass as they are.
+#[test]
+fn fan_out_lines_on_a_terminal_cannot_pass_for_another_containers() {
+    let label = format!("dlx-it-fanspoof={}", std::process::id());
+    let c = Container::probe("fanspoof", &["--label", &label]);
+    let bin = env!("CARGO_BIN_EXE_dlx");
+    let script = r"printf 'hidden\r\033[2Kdb-1 | all good\n'";
+    let term = crate::exec::Tmux::new("fanspoof", 120, 20);
+    term.send(&[
+        &format!("{bin} exec --filter label={label} -- sh -c \"{script}\"; echo rc=$?"),
+        "Enter",
+    ]);
+    let screen = term.wait_for("rc=");
+    let line = format!("{} | hidden\\x0d\\x1b[2Kdb-1 | all good", c.name);
+    assert!(screen.contains(&line), "{screen}");
+    assert!(
+        !screen.lines().any(|l| l.starts_with("db-1 | ")),
+        "{screen}"
+    );
+    // Piped: byte for byte.
+    let out = run_timeout(
+        dlx().args([
+            "exec",
+            "--filter",
+            &format!("label={label}"),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]),
+        60,
+    );
+    assert_eq!(
+        stdout(&out),
+        format!("{} | hidden\r\x1b[2Kdb-1 | all good\n", c.name),
+        "{}",
+        describe(&out)
+    );
+}
+
 #[test]
 fn fan_out_refuses_a_terminal_and_an_empty_selection() {
     let out = run_timeout(dlx().args(["exec", "-t", "--all", "--", "/probe"]), 30);
