@@ -41,16 +41,41 @@ pub fn error(err: &anyhow::Error) {
         text.push_str(body);
     }
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "dlx: {text}");
+    let _ = writeln!(stderr, "dlx: {}", printable(&text));
     for hint in hints {
-        let _ = writeln!(stderr, "hint: {hint}");
+        let _ = writeln!(stderr, "hint: {}", printable(&hint));
     }
 }
 
 /// Print a one-line notice on stderr (`dlx: ...`), even under `-q`: for outcomes the
 /// operator must see (a command that could not run).
 pub fn notice(message: impl Display) {
-    let _ = writeln!(std::io::stderr().lock(), "dlx: {message}");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "dlx: {}",
+        printable(&message.to_string())
+    );
+}
+
+/// `text` with its control characters but newline and tab escaped (`\r`,
+/// `\u{1b}`). What dlx says often quotes what a container chose (its `PATH`, its
+/// working directory), which must not reach the operator's terminal as escape
+/// sequences.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Write a command's data to stdout. A reader that went away (`dlx man | head`) is
@@ -81,7 +106,17 @@ fn split_hint(message: &str) -> (&str, Option<&str>) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_hint;
+    use super::{printable, split_hint};
+
+    #[test]
+    fn talk_shows_control_characters_escaped() {
+        let plain = "plain: ok\nhint: two\tcols";
+        assert_eq!(printable(plain), plain);
+        assert_eq!(
+            printable("PATH=/bin\u{1b}]0;pwned\u{7}\r:/x\u{9b}"),
+            "PATH=/bin\\u{1b}]0;pwned\\u{7}\\r:/x\\u{9b}"
+        );
+    }
 
     #[test]
     fn hint_is_split_from_the_message() {

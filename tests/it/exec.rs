@@ -256,6 +256,19 @@ fn account_file_that_is_a_fifo_is_never_opened() {
     }
 }
 
+/// What dlx says quotes what the container chose (here its `PATH`, in the message
+/// for a command not found); an escape sequence there reaches the operator's
+/// terminal escaped, not as a command to the terminal.
+#[test]
+fn container_text_in_dlx_messages_shows_escaped() {
+    let c = Container::probe("esc-path", &["-e", "PATH=/bin\u{1b}]0;pwned\u{7}"]);
+    let out = dlx_exec(&["--toolbox", "none", &c.name, "--", "nosuch"]);
+    assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.contains("PATH=/bin\\u{1b}]0;pwned\\u{7}"), "{err:?}");
+}
+
 #[test]
 fn signals_sent_to_dlx_reach_the_command() {
     let c = Container::probe("signals", &[]);
