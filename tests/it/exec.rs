@@ -217,11 +217,7 @@ fn account_file_that_is_a_fifo_is_never_opened() {
     );
     let root = format!("/proc/{}/root", c.pid());
     let fifo = Path::new(&root).join("etc/passwd");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !fifo.exists() {
-        assert!(std::time::Instant::now() < deadline, "no FIFO made");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for("no FIFO made", 10, || fifo.exists().then_some(()));
     let opened = Path::new(&root).join("dev/shm/opened");
 
     let out = dlx_exec(&[&c.name, "--", "/probe", "id"]);
@@ -246,14 +242,9 @@ fn account_file_that_is_a_fifo_is_never_opened() {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo)
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !opened.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the control was not recorded"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for("the control was not recorded", 10, || {
+        opened.exists().then_some(())
+    });
 }
 
 /// What dlx says quotes what the container chose (here its `PATH`, in the message

@@ -186,14 +186,10 @@ fn fan_out_passes_a_sigterm_to_every_session() {
         .spawn()
         .unwrap();
     // Every session's command runs before the signal comes.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !containers.iter().all(|c| top(&c.name).contains("sleep 61")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sessions never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for("sessions never started", 30, || {
+        let all = containers.iter().all(|c| top(&c.name).contains("sleep 61"));
+        all.then_some(())
+    });
     let sent = std::time::Instant::now();
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -292,18 +288,11 @@ fn fan_out_session_holds_no_other_containers_environment() {
         .spawn()
         .unwrap();
     // Every session runs its command: a session process with a child.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let sessions = loop {
+    let sessions = wait_for("sessions never started", 30, || {
         let sessions = children(child.id());
-        if sessions.len() == 3 && sessions.iter().all(|&s| !children(s).is_empty()) {
-            break sessions;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sessions never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+        let running = sessions.len() == 3 && sessions.iter().all(|&s| !children(s).is_empty());
+        running.then_some(sessions)
+    });
     let relay = held_in_memory(child.id(), &secrets);
     let held: Vec<Vec<String>> = sessions
         .iter()
