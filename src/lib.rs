@@ -19,7 +19,9 @@
 //!
 //! [`toolbox`] assembles the tools a session finds at `/.dlx` (BusyBox, ss, ip,
 //! tcpdump, strace, curl, lsof) from Debian's packages through [`apt`], cached by
-//! digest, and checks an operator's own `--toolbox DIR`.
+//! digest, with a loader guard (`toolbox/guard.c`, compiled by `build.rs`) that keeps
+//! the container's code out of its tools, and checks an operator's own
+//! `--toolbox DIR`.
 //!
 //! `dlx ps` asks every [`engine`] for its running containers and looks at each
 //! image from the inside with [`survey`] (shell, distroless tier).
