@@ -354,26 +354,36 @@ pub fn with_toolbox_path(env: &mut [String], bin: &str, first: bool) {
     }
 }
 
-/// Variables through which a shell runs code or reads files as it starts or prompts:
-/// an interactive shell sources the file `ENV` names; BusyBox ash expands `PS1`,
-/// `PS2` and `PS4` each time it shows them, command substitutions included; and
-/// `HISTFILE` is where a shell keeps what the operator types.
-pub const SHELL_STARTUP: [&str; 5] = ["ENV", "PS1", "PS2", "PS4", "HISTFILE"];
+/// Variables through which a shell or an editor of the toolbox runs code or reads
+/// files as it starts or prompts: an interactive shell sources the file `ENV` names;
+/// BusyBox ash expands `PS1`, `PS2` and `PS4` each time it shows them, command
+/// substitutions included; `HISTFILE` is where a shell keeps what the operator
+/// types; BusyBox vi runs the ex commands of `EXINIT` (`:!CMD` included), or else
+/// of `$HOME/.exrc`.
+pub const SHELL_STARTUP: [&str; 6] = ["ENV", "PS1", "PS2", "PS4", "HISTFILE", "EXINIT"];
+
+/// What `EXINIT` becomes when the container's is dropped: an empty ex command, so vi
+/// does nothing at start and reads no `.exrc` either.
+const NO_EXINIT: &str = "EXINIT=:";
 
 /// Make `env` one in which the container's configuration cannot run code in a shell
-/// of the session: drop the [`SHELL_STARTUP`] variables but those the operator gave
-/// (`operator`, the `-e` list), then set dlx's `prompt` (`PS1=...`), if any, unless
-/// the operator gave one. Without this, an `ENV` of the container's config makes the
-/// toolbox's shell source a script of the container's, whose functions can stand in
-/// for the toolbox's tools (a `ps` that hides a process).
+/// or editor of the session: drop the [`SHELL_STARTUP`] variables but those the
+/// operator gave (`operator`, the `-e` list), give vi an `EXINIT` that does nothing,
+/// then set dlx's `prompt` (`PS1=...`), if any; the operator's own always win.
+/// Without this, an `ENV` of the container's config makes the toolbox's shell source
+/// a script of the container's, whose functions can stand in for the toolbox's tools
+/// (a `ps` that hides a process).
 pub fn clean_shell_startup(env: &mut Vec<String>, operator: &[String], prompt: Option<String>) {
     let given = |key: &str| env_value(operator, key).is_some();
     env.retain(|item| {
         let key = item.split_once('=').map(|(k, _)| k).unwrap_or(item);
         !SHELL_STARTUP.contains(&key) || given(key)
     });
-    if let Some(prompt) = prompt.filter(|_| env_value(env, "PS1").is_none()) {
-        env.push(prompt);
+    for default in std::iter::once(NO_EXINIT.to_string()).chain(prompt) {
+        let key = default.split_once('=').map(|(k, _)| k).unwrap_or(&default);
+        if env_value(env, key).is_none() {
+            env.push(default);
+        }
     }
 }
 
@@ -632,6 +642,7 @@ mod tests {
                 "PS2=$(evil)".into(),
                 "PS4=$(evil)".into(),
                 "HISTFILE=/h".into(),
+                "EXINIT=:!evil".into(),
                 "ENVIRONMENT=prod".into(),
             ],
             None,
@@ -647,9 +658,15 @@ mod tests {
                 "PS2=mine> ",
                 "ENVIRONMENT=prod",
                 "HOME=/",
+                "EXINIT=:",
                 "PS1=dlx$ ",
             ]
         );
+        // The operator's EXINIT stays.
+        let operator: Vec<String> = vec!["EXINIT=set ai".into()];
+        let mut env = compose_env(&["EXINIT=:!evil".into()], None, false, &operator, "/");
+        clean_shell_startup(&mut env, &operator, None);
+        assert_eq!(env_value(&env, "EXINIT"), Some("set ai"));
         // An operator's PS1 wins over dlx's prompt; no prompt, none set.
         let operator: Vec<String> = vec!["PS1=op$ ".into()];
         let mut env = compose_env(&["PS1=$(evil)".into()], None, false, &operator, "/");

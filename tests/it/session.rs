@@ -529,12 +529,14 @@ fn exec_with_input(flags: &[&str], c: &Container, cmd: &[&str], input: &str) -> 
 }
 
 /// The container's configuration runs no code in a toolbox shell: its `ENV` names a
-/// script of its own, which defines a `ps` that hides every process, and its `PS1`
-/// holds a command substitution. An interactive toolbox shell given the container's
-/// environment as it is sources the one and runs the other at every prompt: the
-/// control, a shell the operator names outside forensic mode. The shell dlx starts
-/// (in a real terminal, and its environment), and any shell of a forensic session,
-/// do neither. (Both ran in the shell dlx starts, `--forensic` too.)
+/// script of its own, which defines a `ps` that hides every process, its `PS1`
+/// holds a command substitution, and its `EXINIT` gives BusyBox vi an ex command
+/// (`:set ic` here; `:!CMD` runs a command). An interactive toolbox shell given the
+/// container's environment as it is sources the one and runs the other at every
+/// prompt, and vi runs the third: the controls, a shell and a vi the operator names
+/// outside forensic mode. The shell dlx starts (in a real terminal, and its
+/// environment), and any shell of a forensic session, do none of it. (All ran in
+/// the shell dlx starts, `--forensic` too.)
 #[test]
 fn toolbox_shell_runs_no_startup_code_of_the_containers_config() {
     let script = work_dir().join(format!("shell-env-{}.sh", std::process::id()));
@@ -549,6 +551,8 @@ fn toolbox_shell_runs_no_startup_code_of_the_containers_config() {
             "ENV=/e.sh",
             "-e",
             "PS1=$(echo PS1-RAN >&2)> ",
+            "-e",
+            "EXINIT=:set ic",
         ],
     );
     let ran = |out: &Output| {
@@ -566,12 +570,13 @@ fn toolbox_shell_runs_no_startup_code_of_the_containers_config() {
         assert!(!ran(&out), "{shell}: {}", describe(&out));
         assert!(stdout(&out).contains("/probe sleep"), "{}", describe(&out));
     }
-    // The shell dlx starts gets neither variable of the container, but dlx's prompt,
-    // and the operator's own -e still counts.
+    // The shell dlx starts gets none of those variables of the container, but dlx's
+    // prompt and an EXINIT that does nothing, and the operator's own -e still counts.
     for flags in [&[][..], &["--forensic"], &["-e", "PS2=given"]] {
-        let out = exec_with_input(flags, &c, &[], "echo \"[$ENV] [$PS1] [$PS2]\"\n");
+        let echo = "echo \"[$ENV] [$EXINIT] [$PS1] [$PS2]\"\n";
+        let out = exec_with_input(flags, &c, &[], echo);
         assert!(
-            stdout(&out).starts_with("[] [dlx:"),
+            stdout(&out).starts_with("[] [:] [dlx:"),
             "{flags:?}: {}",
             describe(&out)
         );
@@ -582,13 +587,30 @@ fn toolbox_shell_runs_no_startup_code_of_the_containers_config() {
             describe(&out)
         );
     }
-    // ... and in a real terminal, an interactive shell, it sources and runs nothing.
+    // ... and in a real terminal, an interactive shell, it sources and runs nothing,
+    // and its vi runs no ex command of the container's; the control's vi does.
     let dlx = env!("CARGO_BIN_EXE_dlx");
     let term = Tmux::new("tb-shenv", 100, 30);
+    let vi_settings = |term: &Tmux, want: &str| {
+        term.send(&["vi /dev/shm/f", "Enter"]);
+        std::thread::sleep(Duration::from_millis(500));
+        term.send(&[":set", "Enter"]);
+        term.wait_for(want);
+        term.send(&[":q!", "Enter"]);
+    };
+    term.send(&[
+        &format!("{dlx} exec -it {} -- sh; echo rc=$?", c.name),
+        "Enter",
+    ]);
+    vi_settings(&term, "noflash ignorecase");
+    term.send(&["exit", "Enter"]);
+    term.wait_for("rc=0");
+    term.send(&["clear", "Enter"]);
     term.send(&[&format!("{dlx} shell {}; echo rc=$?", c.name), "Enter"]);
     term.wait_for("dlx:");
     term.send(&["ps", "Enter"]);
     term.wait_for("/probe sleep");
+    vi_settings(&term, "noflash noignorecase");
     term.send(&["exit 7", "Enter"]);
     let screen = term.wait_for("rc=");
     assert!(screen.contains("rc=7"), "{screen}");
