@@ -22,10 +22,11 @@
 #         packages (target: dlx <= apt); image sizes beside upstream's (static about
 #         2 MiB); dlx build's peak RSS (< 150 MiB).
 #
-# Commands compared with one another (dlx with the pipeline and docker exec, the
-# toolbox session with plain dlx, the fan-out with one session) run in turn, in a
-# rotating order, so that a machine whose speed drifts during the measurement, or
-# the clean-up one command leaves running, weighs on each alike.
+# The single commands compared with one another (dlx with the pipeline and docker
+# exec, the toolbox session with plain dlx) run in turn, in a rotating order, so
+# that a machine whose speed drifts during the measurement, or the clean-up one
+# command leaves running, weighs on each alike. The fan-out and its one session run
+# in blocks (see there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -151,9 +152,10 @@ for i in $(seq 1 20); do
 done
 FAN_RUNS=${FAN_RUNS:-20}
 # The per-container summary goes to stderr; only the time matters here.
-read -r fan_ms one_ms < <(RUNS=$FAN_RUNS medians_ms \
-  sh -c '"$0" exec --filter "label=$1" -- /bin/true 2>/dev/null' "$DLX" "$fan_label" :: \
-  sh -c '"$0" exec dlx-bench -- /bin/true 2>/dev/null' "$DLX")
+# In blocks, not in turn: a session run right after a fan-out would pay for the
+# fan-out's clean-up (20 namespaces torn down), which would flatter the ratio.
+fan_ms=$(RUNS=$FAN_RUNS median_ms sh -c '"$0" exec --filter "label=$1" -- /bin/true 2>/dev/null' "$DLX" "$fan_label")
+one_ms=$(RUNS=$FAN_RUNS median_ms sh -c '"$0" exec dlx-bench -- /bin/true 2>/dev/null' "$DLX")
 
 python3 - "$fan_ms" "$one_ms" <<'PY'
 import sys
