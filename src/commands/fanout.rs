@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 use super::exec;
 use crate::audit;
 use crate::cli::ExecArgs;
-use crate::engine::{ContainerSummary, Docker, Engine, EngineError, EngineKind, Selection};
+use crate::engine::{self, ContainerSummary, Docker, Engine, EngineError, EngineKind, Selection};
 use crate::exit::ExitStatus;
 use crate::fanout::{self, Ended, FanoutError, FanoutSettings, Prefixer};
 use crate::ns::NsKind;
@@ -190,17 +190,9 @@ fn engine_kind(settings: &ExecSettings) -> Result<EngineKind, EngineError> {
     }
 }
 
-/// A connection of this process's own to the engine `kind`, at the settings'
-/// socket.
+/// A connection of this process's own to the engine `kind` (Docker or Podman).
 fn connect(kind: EngineKind, settings: &ExecSettings) -> Result<Docker, EngineError> {
-    let endpoints = &settings.endpoints;
-    match kind {
-        EngineKind::Podman => Docker::connect_podman(endpoints.podman_host.as_deref()),
-        _ => Docker::connect(
-            endpoints.docker_host.as_deref(),
-            endpoints.docker_api_version.as_deref(),
-        ),
-    }
+    engine::docker_api(kind == EngineKind::Podman, &settings.endpoints)
 }
 
 /// The matching containers, listed by a child process of this one, which alone

@@ -93,15 +93,24 @@ pub struct Endpoints {
 /// first request checks, within [`ANSWER_TIMEOUT`], that the engine answers at all.
 pub fn connect(kind: EngineKind, endpoints: &Endpoints) -> Result<Box<dyn Engine>, EngineError> {
     Ok(match kind {
-        EngineKind::Docker => Box::new(Docker::connect(
-            endpoints.docker_host.as_deref(),
-            endpoints.docker_api_version.as_deref(),
-        )?),
-        EngineKind::Podman => Box::new(Docker::connect_podman(endpoints.podman_host.as_deref())?),
+        EngineKind::Docker => Box::new(docker_api(false, endpoints)?),
+        EngineKind::Podman => Box::new(docker_api(true, endpoints)?),
         EngineKind::Containerd => Box::new(Containerd::connect(
             endpoints.containerd_address.as_deref(),
         )?),
     })
+}
+
+/// Connect through the Docker API: to Docker, or with `podman` to Podman's
+/// compatible socket, each where `endpoints` says.
+pub fn docker_api(podman: bool, endpoints: &Endpoints) -> Result<Docker, EngineError> {
+    match podman {
+        true => Docker::connect_podman(endpoints.podman_host.as_deref()),
+        false => Docker::connect(
+            endpoints.docker_host.as_deref(),
+            endpoints.docker_api_version.as_deref(),
+        ),
+    }
 }
 
 /// Where a container stands.

@@ -587,15 +587,21 @@ pub fn read_in_root(
         tracing::warn!(path = %what(), "not a regular file: left unopened, taken as absent");
         return Ok(None);
     }
-    // The very inode checked, through our own descriptor table.
-    let own = format!("/proc/self/fd/{}", reached.as_raw_fd());
-    let fd = rustix::fs::open(
-        own.as_str(),
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
-        RxMode::empty(),
-    )
-    .map_err(|e| SysError::new("open", what(), rx(e)))?;
+    let fd = reopen(
+        reached.as_fd(),
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+        &what(),
+    )?;
     read_limited(fd, limit, &what()).map(Some)
+}
+
+/// Open for real (`flags`, close-on-exec) the very inode an `O_PATH` descriptor
+/// `reached` holds, once it has been checked, through our own descriptor table: no
+/// path is resolved again, so nothing can be swapped in between.
+fn reopen(reached: BorrowedFd<'_>, flags: OFlags, what: &str) -> Result<OwnedFd, SysError> {
+    let own = format!("/proc/self/fd/{}", reached.as_raw_fd());
+    rustix::fs::open(own.as_str(), flags | OFlags::CLOEXEC, RxMode::empty())
+        .map_err(|e| SysError::new("open", what.to_string(), rx(e)))
 }
 
 /// The mode (`st_mode`) of `path` inside the container root `root`, resolved as
@@ -1250,14 +1256,7 @@ fn open_container_ptmx(root: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
     if !is_ptmx {
         return Err(SysError::new("check", PTMX, Errno::ENOTTY));
     }
-    // The very inode checked, through our own descriptor table.
-    let own = format!("/proc/self/fd/{}", path.as_raw_fd());
-    rustix::fs::open(
-        own.as_str(),
-        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
-        RxMode::empty(),
-    )
-    .map_err(|e| SysError::new("open", PTMX, rx(e)))
+    reopen(path.as_fd(), OFlags::RDWR | OFlags::NOCTTY, PTMX)
 }
 
 /// Copy the window size of terminal `from` to the pty master `to`.
