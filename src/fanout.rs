@@ -116,9 +116,10 @@ pub fn ensure_no_target(argv: &[OsString], command: &[String]) -> Result<(), Fan
     }
 }
 
-/// How many sessions run at once: four per CPU. The fan-out is CPU-bound: on two CPUs
-/// 2, 4, 8 and 20 at once took the same time, and 1 longer (a session also waits: on
-/// the engine, its pipes, the kernel's RCU grace periods).
+/// How many sessions run at once: four per CPU. The fan-out is CPU-bound: over 20
+/// containers on two CPUs, 8 at once was the fastest, 4, 12 and 20 within 5% of it,
+/// 2 about 17% and 1 about 76% slower (a session also waits: on the engine, its
+/// pipes, the kernel's RCU grace periods).
 pub fn parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
 }

@@ -321,7 +321,7 @@ pub fn compose_env(
         env.push("TERM=xterm".into());
     }
     for item in container_env.iter().chain(extra) {
-        let key = item.split_once('=').map(|(k, _)| k).unwrap_or(item);
+        let key = env_key(item);
         match env
             .iter_mut()
             .find(|e| e.split_once('=').map(|(k, _)| k) == Some(key))
@@ -376,15 +376,19 @@ const NO_EXINIT: &str = "EXINIT=:";
 pub fn clean_shell_startup(env: &mut Vec<String>, operator: &[String], prompt: Option<String>) {
     let given = |key: &str| env_value(operator, key).is_some();
     env.retain(|item| {
-        let key = item.split_once('=').map(|(k, _)| k).unwrap_or(item);
+        let key = env_key(item);
         !SHELL_STARTUP.contains(&key) || given(key)
     });
     for default in std::iter::once(NO_EXINIT.to_string()).chain(prompt) {
-        let key = default.split_once('=').map(|(k, _)| k).unwrap_or(&default);
-        if env_value(env, key).is_none() {
+        if env_value(env, env_key(&default)).is_none() {
             env.push(default);
         }
     }
+}
+
+/// The key of a `KEY=VALUE` item (the whole item when it has no `=`).
+fn env_key(item: &str) -> &str {
+    item.split_once('=').map_or(item, |(k, _)| k)
 }
 
 /// The value of `key` in a `KEY=VALUE` list.
