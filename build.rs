@@ -1,46 +1,73 @@
-//! Builds the toolbox's loader guard (`toolbox/guard.c`, see `src/toolbox/mod.rs`'s
-//! `GUARD`): a shared object with no libc and no dependency, for the target dlx is
-//! built for, by the C compiler that target's other C code (liblzma, zstd) uses.
+//! Builds dlx's two C programs, for the target dlx is built for, by the C compiler
+//! that target's other C code (liblzma, zstd) uses:
+//! - the toolbox's loader guard (`toolbox/guard.c`, see `src/toolbox/mod.rs`'s
+//!   `GUARD`): a shared object with no libc and no dependency;
+//! - the launcher (`src/launch/launcher.c`, see `src/launch/mod.rs`): a static
+//!   program with no libc, the image a session's enterer ends in.
+//!
+//! Both must be the same bytes from every build of the same source (a toolbox's
+//! digest covers the guard): no build ID, no symbol table.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    const SOURCE: &str = "toolbox/guard.c";
-    println!("cargo:rerun-if-changed={SOURCE}");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
-        .join("dlx-guard.so");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    compile(
+        "toolbox/guard.c",
+        &out.join("dlx-guard.so"),
+        &[
+            // dlx links statically (crt-static): cc then adds `-static`, which the
+            // guard, a shared object either way, must not get.
+            "-shared",
+            "-fPIC",
+            // Every symbol resolved at link time (there is nothing to bind it to).
+            "-Wl,-z,defs",
+            "-Wl,-z,now",
+        ],
+    );
+    compile(
+        "src/launch/launcher.c",
+        &out.join("dlx-launcher"),
+        &[
+            "-static",
+            "-no-pie",
+            "-fno-pie",
+            "-fno-builtin",
+            "-fno-asynchronous-unwind-tables",
+            "-Wall",
+            "-Werror",
+        ],
+    );
+}
+
+fn compile(source: &str, out: &Path, flags: &[&str]) {
+    println!("cargo:rerun-if-changed={source}");
     let compiler = cc::Build::new()
         .cargo_metadata(false)
         .debug(false)
         .opt_level_str("s")
         .get_compiler();
-    // The compiler's own flags for the target, but `-static`, which cc adds when
-    // dlx links statically (crt-static): the guard is a shared object either way, and
-    // must be the same bytes from every build of the same source (a toolbox's digest
-    // covers them).
     let mut cmd = Command::new(compiler.path());
-    cmd.envs(compiler.get_envs())
-        .args(compiler.args().iter().filter(|a| *a != "-static"));
+    cmd.envs(compiler.get_envs()).args(
+        compiler
+            .args()
+            .iter()
+            .filter(|a| *a != "-static" && *a != "-fPIC"),
+    );
     cmd.args([
-        "-shared",
         "-nostdlib",
         "-ffreestanding",
-        "-fPIC",
         "-fno-stack-protector",
-        // Every symbol resolved at link time (there is nothing to bind it to), no
-        // build ID (the same source makes the same bytes), no symbol table beyond
-        // the dynamic one.
-        "-Wl,-z,defs",
-        "-Wl,-z,now",
         "-Wl,--build-id=none",
         "-s",
-        "-o",
     ])
-    .arg(&out)
-    .arg(SOURCE);
+    .args(flags)
+    .arg("-o")
+    .arg(out)
+    .arg(source);
     let status = cmd
         .status()
-        .unwrap_or_else(|e| panic!("cannot run the C compiler for {SOURCE}: {e}"));
-    assert!(status.success(), "the C compiler failed on {SOURCE}");
+        .unwrap_or_else(|e| panic!("cannot run the C compiler for {source}: {e}"));
+    assert!(status.success(), "the C compiler failed on {source}");
 }

@@ -43,9 +43,8 @@ ensure_engine() {
 }
 
 # build_dlx: the binary a release ships (scripts/release.sh): a release build,
-# linked statically (crt-static), so that no dynamic loader runs at each of dlx's
-# two execs (the protected re-exec is the second) and its forks copy fewer
-# mappings. --target keeps the flag off build scripts and proc macros, which must
+# linked statically (crt-static), so that no dynamic loader runs when dlx starts
+# and its forks copy fewer mappings. --target keeps the flag off build scripts and proc macros, which must
 # stay dynamic. Sets DLX to its path.
 DLX_TARGET=x86_64-unknown-linux-gnu
 build_dlx() {

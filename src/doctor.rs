@@ -308,11 +308,11 @@ fn kernel_check(h: &HostFacts) -> Check {
         return Check::warn(
             "kernel",
             format!(
-                "Linux {} lacks {}: dlx re-executes from a sealed memory copy of itself instead of a read-only mount",
+                "Linux {} lacks {}: dlx cannot build a session's private view (the toolbox, --forensic)",
                 h.kernel,
                 old.join(", ")
             ),
-            "Linux 5.12 or later gives the new mount API; entering works as it is",
+            "Linux 5.12 or later gives the new mount API; until then run the container's own commands with --toolbox none",
         );
     }
     Check::ok(

@@ -10,7 +10,8 @@
 //! `dlx exec` flows through: [`target`] (name/ID/prefix/`pid:N` → host PID, via an
 //! [`engine`]: Docker, Podman, containerd, or the host's cgroups) → [`pin`] (pidfd +
 //! validation through `/proc/<pid>`, with [`cgroup`] and [`ns`]) → [`identity`] (the container's own passwd/group) → [`launch`] (the
-//! privileged entry sequence) → [`session`] (stdio and signal relay, exit status).
+//! privileged entry sequence, ending in a small launcher, `launch/launcher.c`,
+//! compiled by `build.rs`, that starts the command) → [`session`] (stdio and signal relay, exit status).
 //!
 //! `dlx build` flows through: [`apt`] (the verified Debian archive client: keys →
 //! InRelease → Packages → .deb, cache, lock) → [`deb`] (reading packages) →

@@ -82,9 +82,9 @@ pub struct Started {
 /// the sequence failed.
 ///
 /// The guard: before letting the enterer go on, dlx traces it so that the command
-/// process it forks is traced by dlx from its first instruction. A process has one
-/// tracer at most, so nobody in the container, not even a root holding
-/// CAP_SYS_PTRACE, can attach to it: not while it still runs dlx's code, and not
+/// process the launcher forks is traced by dlx from its first instruction. A process
+/// has one tracer at most, so nobody in the container, not even a root holding
+/// CAP_SYS_PTRACE, can attach to it: not while it still runs the launcher, and not
 /// afterwards either, since dlx holds the trace (with no events) until it ends.
 pub fn start(
     enterer: i32,
@@ -154,7 +154,9 @@ fn follow_guarded(enterer: i32) -> Result<(ChildEnd, Option<i32>, Option<ChildEn
                 command = Some(child);
                 sys::trace_continue(enterer, 0)?;
             }
-            sys::Traced::Execed(pid) if pid != enterer => {
+            // The enterer became the launcher.
+            sys::Traced::Execed(pid) if pid == enterer => sys::trace_continue(enterer, 0)?,
+            sys::Traced::Execed(pid) => {
                 // It runs the container's own program now; dlx keeps holding the
                 // trace, and takes every process it starts, so that nobody else can
                 // attach to any of them either.

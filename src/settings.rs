@@ -134,8 +134,6 @@ pub struct ExecSettings {
     pub engine: Selection,
     /// The engines' sockets.
     pub endpoints: Endpoints,
-    /// The `-e KEY` entries whose value came from dlx's own environment.
-    pub copied_env: Vec<String>,
     pub toolbox: ToolboxChoice,
     /// `--host-tools`: host binaries in the container's net, uts and ipc namespaces.
     pub host_tools: bool,
@@ -167,18 +165,6 @@ pub enum SettingsError {
     Ns(#[from] UnknownNs),
 }
 
-/// Environment variables dlx itself reads; the only ones it keeps when it re-executes
-/// itself before entering a container.
-pub const OWN_ENV: [&str; 7] = [
-    "DOCKER_HOST",
-    "DOCKER_API_VERSION",
-    "CONTAINER_HOST",
-    "CONTAINERD_ADDRESS",
-    "DLX_LOG",
-    "NO_COLOR",
-    "DLX_CACHE_DIR",
-];
-
 impl ExecSettings {
     /// Resolve `args`, reading dlx's environment through `env`.
     pub fn resolve(
@@ -204,7 +190,6 @@ impl ExecSettings {
             }
         }
         let mut vars = Vec::new();
-        let mut copied = Vec::new();
         for item in &args.session.env {
             match item.split_once('=') {
                 Some(("", _)) => return Err(SettingsError::BadEnv(item.clone())),
@@ -216,7 +201,6 @@ impl ExecSettings {
                     }
                     if let Some(v) = env(item) {
                         vars.push(format!("{item}={v}"));
-                        copied.push(format!("{item}={v}"));
                     }
                 }
             }
@@ -250,18 +234,8 @@ impl ExecSettings {
             forensic: args.forensic,
             engine,
             endpoints: endpoints(&env),
-            copied_env: copied,
             audit_log: args.audit_log,
         })
-    }
-
-    /// The environment dlx keeps for itself when it re-executes before entering:
-    /// its own settings and the values `-e KEY` copied, nothing else of the host.
-    pub fn own_env(&self, env: impl Fn(&str) -> Option<String>) -> Vec<String> {
-        let own = OWN_ENV
-            .iter()
-            .filter_map(|k| env(k).map(|v| format!("{k}={v}")));
-        own.chain(self.copied_env.iter().cloned()).collect()
     }
 }
 

@@ -2,11 +2,12 @@
 //! into the module that owns it; the privileged part is `crate::launch`.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
+use sha2::Digest;
 
 use crate::audit;
 use crate::cgroup;
@@ -24,9 +25,6 @@ use crate::sys::{self, CapSets, Fork, Ids, LinuxSys, Sys};
 use crate::target::{self, Resolved};
 use crate::toolbox;
 
-/// Set in the environment of dlx's protected re-execution.
-const REEXEC_MARKER: &str = "DLX_REEXEC";
-
 /// The namespaces `--host-tools` shares with the container.
 const HOST_TOOLS_NS: [NsKind; 3] = [NsKind::Net, NsKind::Uts, NsKind::Ipc];
 
@@ -41,7 +39,7 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
         &target_text(&settings.target),
         &settings.command,
     );
-    let result = protect(&settings).and_then(|()| {
+    let result = protect().and_then(|()| {
         let resolved = resolve(&settings)?;
         let toolbox = || {
             Ok(toolbox::prepare(
@@ -76,23 +74,11 @@ impl Host {
 }
 
 /// Step 1, before anything else: no inherited descriptors, not dumpable, no core
-/// dumps; then continue from a copy of dlx nobody can write, with only dlx's own
-/// environment (see `sys::reexec_protected` for why). The process that returns is
-/// that copy.
-pub(super) fn protect(settings: &ExecSettings) -> Result<()> {
+/// dumps. (No process running dlx's binary is ever visible in the container: the
+/// command process is the launcher's, see `crate::launch`.)
+pub(super) fn protect() -> Result<()> {
     sys::close_range_from(3).context("cannot close inherited file descriptors")?;
-    sys::harden_self().context("cannot harden the dlx process")?;
-    let mut own_env = settings.own_env(|k| std::env::var(k).ok());
-    // The toolbox cache is found from HOME, which the re-execution does not keep.
-    if !own_env.iter().any(|e| e.starts_with("DLX_CACHE_DIR=")) {
-        own_env.push(format!(
-            "DLX_CACHE_DIR={}",
-            crate::apt::default_cache_dir().display()
-        ));
-    }
-    own_env.push(format!("{REEXEC_MARKER}=1"));
-    sys::reexec_protected(&to_cstrings(&own_env)?, REEXEC_MARKER)
-        .context("cannot re-execute dlx from a protected copy")
+    sys::harden_self().context("cannot harden the dlx process")
 }
 
 /// Step 2: resolve the target. Engines (and their runtimes) are dropped inside
@@ -281,6 +267,10 @@ pub(super) fn enter(
     let signals = sys::block_signals()?;
     sys::become_subreaper()?;
 
+    let label = match host_side {
+        true => exec_label(pinned.lsm.as_ref()),
+        false => None,
+    };
     let plan = Plan {
         pidfd: pinned.pidfd.try_clone()?,
         ns_flags: ns::flags(&joins, &[NsKind::Cgroup, NsKind::User]),
@@ -292,20 +282,24 @@ pub(super) fn enter(
             true => pinned.rlimits.clone(),
             false => Vec::new(),
         },
-        exec_label: match host_side {
-            true => exec_label(pinned.lsm.as_ref())?,
-            false => None,
-        },
         ids,
         caps,
         workdir: CString::new(workdir.clone())?,
-        candidates: to_cstrings(&launch::candidates(&command[0], &path))?,
-        argv: to_cstrings(&command)?,
+        launcher: launcher().context("cannot prepare dlx's launcher")?,
+        launcher_argv: launch::launcher_argv(
+            settings.tty,
+            label.as_ref().map(|(attr, label)| (*attr, label.as_str())),
+            &launch::candidates(&command[0], &path),
+            &command,
+        )?,
         envp: to_cstrings(&env)?,
+        proc_dir: match label {
+            Some(_) => Some(sys::open_host_proc()?),
+            None => None,
+        },
         stdio,
         report: report_w,
         go: go_r,
-        tty: settings.tty,
     };
 
     // 6. Enter. The last check that the target still lives comes right before.
@@ -447,33 +441,35 @@ fn stdio(
     ))
 }
 
-/// E's whole life: the entry sequence, then (in F) the exec. Never returns.
+/// The launcher, to exec through a descriptor: a sealed memfd, or, where the host
+/// refuses executable memfds (`vm.memfd_noexec=2`), a read-only clone of a copy in
+/// dlx's cache, named by its digest.
+fn launcher() -> Result<OwnedFd, sys::SysError> {
+    match sys::sealed_program("dlx-launcher", launch::LAUNCHER) {
+        Err(e) if e.errno == Errno::EACCES => {
+            tracing::debug!(error = %e, "no executable memfd; the launcher runs from the cache");
+            let digest = hex::encode(sha2::Sha256::digest(launch::LAUNCHER));
+            sys::cached_program(
+                &crate::apt::default_cache_dir().join("bin"),
+                &format!("dlx-launcher-{}", &digest[..16]),
+                launch::LAUNCHER,
+            )
+        }
+        other => other,
+    }
+}
+
+/// E's whole life: the entry sequence, ending in the launcher. Never returns.
 fn run_enterer(plan: &Plan) -> ! {
     let sys = LinuxSys;
-    let report = |r: Report| {
-        let bytes = r.encode();
-        // Before E moved the report pipe to fd 3 it has its own number; after, fd 3.
-        if sys.report(plan.report.as_raw_fd(), &bytes).is_err() {
-            let _ = sys.report(launch::REPORT_FD, &bytes);
-        }
-    };
-    match launch::enter(plan, &sys) {
-        Ok(Fork::Parent(_)) => sys::exit_now(0),
-        Ok(Fork::Child) => {
-            let r = launch::become_command(plan, &sys);
-            report(r);
-            sys::exit_now(match r {
-                Report::ExecFailed { found: true, .. } => 126,
-                Report::ExecFailed { found: false, .. } => 127,
-                _ => 125,
-            })
-        }
-        Err(failure) => {
-            tracing::debug!(step = ?failure.step, error = %failure.error, "entry step failed");
-            report(Report::Failed(failure.step, failure.error.errno as i32));
-            sys::exit_now(125)
-        }
+    let failure = launch::enter(plan, &sys);
+    tracing::debug!(step = ?failure.step, error = %failure.error, "entry step failed");
+    let report = Report::Failed(failure.step, failure.error.errno as i32).encode();
+    // Before E moved the report pipe to fd 3 it has its own number; after, fd 3.
+    if sys.report(plan.report.as_raw_fd(), &report).is_err() {
+        let _ = sys.report(launch::REPORT_FD, &report);
     }
+    sys::exit_now(125)
 }
 
 /// Check from the host that the enterer sits in every namespace it was to join.
@@ -545,23 +541,21 @@ fn identity_of(
     ))
 }
 
-/// Where and what to write so the command runs under the target's LSM label.
-fn exec_label(lsm: Option<&LsmLabel>) -> Result<Option<(CString, Vec<u8>)>> {
-    Ok(match lsm {
+/// Where (below the host's `/proc`) and what the launcher writes so that the command
+/// runs under the target's LSM label.
+fn exec_label(lsm: Option<&LsmLabel>) -> Option<(&'static str, String)> {
+    match lsm {
         None => None,
         Some(LsmLabel::AppArmor(profile)) => {
             let attr = if std::path::Path::new("/proc/thread-self/attr/apparmor/exec").exists() {
-                "/proc/thread-self/attr/apparmor/exec"
+                "thread-self/attr/apparmor/exec"
             } else {
-                "/proc/thread-self/attr/exec"
+                "thread-self/attr/exec"
             };
-            Some((CString::new(attr)?, format!("exec {profile}").into_bytes()))
+            Some((attr, format!("exec {profile}")))
         }
-        Some(LsmLabel::SELinux(label)) => Some((
-            CString::new("/proc/thread-self/attr/exec")?,
-            label.clone().into_bytes(),
-        )),
-    })
+        Some(LsmLabel::SELinux(label)) => Some(("thread-self/attr/exec", label.clone())),
+    }
 }
 
 /// The message for a failed entry step.

@@ -39,7 +39,7 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     args.command = fan.command.clone();
     let settings = ExecSettings::resolve(args, |k| std::env::var(k).ok())?;
 
-    exec::protect(&settings)?;
+    exec::protect()?;
     let kind = engine_kind(&settings)?;
     exec::ensure_single_threaded()?;
     let listed = match list_apart(kind, &fan, &settings)? {

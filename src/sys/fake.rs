@@ -7,15 +7,13 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use nix::errno::Errno;
 
-use super::{CapSets, Fork, Ids, NsFlags, Rlimit, Sys, SysError};
+use super::{CapSets, Ids, NsFlags, Rlimit, Sys, SysError};
 
 /// Records calls; `fail_at` makes the named call fail with EPERM.
 #[derive(Default)]
 pub struct FakeSys {
     pub calls: RefCell<Vec<String>>,
     pub fail_at: Option<&'static str>,
-    /// What `fork` returns.
-    pub fork_result: Option<Fork>,
     /// What `wait_go` returns.
     pub go: Option<bool>,
 }
@@ -61,16 +59,6 @@ impl Sys for FakeSys {
     }
     fn set_rlimit(&self, limit: Rlimit) -> Result<(), SysError> {
         self.record("set_rlimit", limit.resource.to_string())
-    }
-    fn set_exec_label(&self, attr: &CStr, label: &[u8]) -> Result<(), SysError> {
-        self.record(
-            "set_exec_label",
-            format!(
-                "{}={}",
-                attr.to_string_lossy(),
-                String::from_utf8_lossy(label)
-            ),
-        )
     }
     fn setns(&self, _pidfd: BorrowedFd<'_>, flags: NsFlags) -> Result<(), SysError> {
         self.record("setns", format!("{:#x}", flags.bits()))
@@ -122,27 +110,15 @@ impl Sys for FakeSys {
     fn install_stdio(&self, fds: [RawFd; 3]) -> Result<(), SysError> {
         self.record("install_stdio", format!("{fds:?}"))
     }
-    fn close_from(&self, first: RawFd) -> Result<(), SysError> {
-        self.record("close_from", first.to_string())
+    fn place_fds(&self, fds: &[(RawFd, bool)]) -> Result<(), SysError> {
+        let kept: Vec<bool> = fds.iter().map(|(_, keep)| *keep).collect();
+        self.record("place_fds", format!("{kept:?}"))
     }
-    fn move_fd(&self, fd: RawFd, to: RawFd) -> Result<(), SysError> {
-        self.record("move_fd", format!("{fd}->{to}"))
-    }
-    fn fork(&self) -> Result<Fork, SysError> {
-        self.record("fork", String::new())?;
-        Ok(self.fork_result.unwrap_or(Fork::Parent(4242)))
-    }
-    fn reset_signals_and_umask(&self) -> Result<(), SysError> {
-        self.record("reset_signals_and_umask", String::new())
-    }
-    fn setsid(&self) -> Result<(), SysError> {
-        self.record("setsid", String::new())
-    }
-    fn set_controlling_tty(&self) -> Result<(), SysError> {
-        self.record("set_controlling_tty", String::new())
-    }
-    fn execve(&self, path: &CStr, _argv: &[CString], _envp: &[CString]) -> Errno {
-        let _ = self.record("execve", path.to_string_lossy().into_owned());
-        Errno::ENOENT
+    fn exec_program(&self, _program: RawFd, argv: &[CString], _envp: &[CString]) -> SysError {
+        let first = argv.first().map(|a| a.to_string_lossy().into_owned());
+        let _ = self.record("exec_program", first.unwrap_or_default());
+        // The real one never returns when it succeeds; this one fails as if the
+        // program were gone.
+        SysError::new("execveat", "fake", Errno::ENOENT)
     }
 }

@@ -7,6 +7,7 @@
 use std::ffi::{CStr, CString};
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -52,15 +53,6 @@ impl Sys for LinuxSys {
         Errno::result(rc)
             .map(drop)
             .map_err(|e| SysError::new("setrlimit", format!("resource {}", limit.resource), e))
-    }
-
-    fn set_exec_label(&self, attr: &CStr, label: &[u8]) -> Result<(), SysError> {
-        let what = || attr.to_string_lossy().into_owned();
-        let fd = rustix::fs::open(attr, OFlags::WRONLY | OFlags::CLOEXEC, RxMode::empty())
-            .map_err(|e| SysError::new("open", what(), rx(e)))?;
-        rustix::io::write(&fd, label)
-            .map(drop)
-            .map_err(|e| SysError::new("write", what(), rx(e)))
     }
 
     fn setns(&self, pidfd: BorrowedFd<'_>, flags: NsFlags) -> Result<(), SysError> {
@@ -239,50 +231,56 @@ impl Sys for LinuxSys {
         Ok(())
     }
 
-    fn close_from(&self, first: RawFd) -> Result<(), SysError> {
-        close_range_from(first)
-    }
-
-    fn move_fd(&self, fd: RawFd, to: RawFd) -> Result<(), SysError> {
-        if fd == to {
-            return Ok(());
+    fn place_fds(&self, fds: &[(RawFd, bool)]) -> Result<(), SysError> {
+        // Copies first, above every target number, so that placing one descriptor
+        // never overwrites another still to be placed.
+        let first_free = 3 + fds.len() as RawFd;
+        let mut copies = Vec::with_capacity(fds.len());
+        for (fd, _) in fds {
+            let copy = rustix::io::fcntl_dupfd_cloexec(fd_borrow(*fd), first_free)
+                .map_err(|e| SysError::new("fcntl(F_DUPFD_CLOEXEC)", format!("fd {fd}"), rx(e)))?;
+            copies.push(copy);
         }
-        // SAFETY: dup3 duplicates a descriptor this process owns onto `to`; the old one
-        // is closed right after and never used again by the caller.
-        Errno::result(unsafe { libc::dup3(fd, to, libc::O_CLOEXEC) })
-            .map_err(|e| SysError::new("dup3", format!("fd {fd} -> {to}"), e))?;
-        // SAFETY: `fd` is owned by the caller, which hands it over here.
-        unsafe { libc::close(fd) };
-        Ok(())
-    }
-
-    fn fork(&self) -> Result<Fork, SysError> {
-        fork_single_threaded()
-    }
-
-    fn reset_signals_and_umask(&self) -> Result<(), SysError> {
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-            .map_err(|e| SysError::new("sigprocmask", "self", e))?;
-        nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
-        Ok(())
-    }
-
-    fn setsid(&self) -> Result<(), SysError> {
-        nix::unistd::setsid()
-            .map(drop)
-            .map_err(|e| SysError::new("setsid", "self", e))
-    }
-
-    fn set_controlling_tty(&self) -> Result<(), SysError> {
-        rustix::process::ioctl_tiocsctty(fd_borrow(0))
-            .map_err(|e| SysError::new("ioctl(TIOCSCTTY)", "fd 0", rx(e)))
-    }
-
-    fn execve(&self, path: &CStr, argv: &[CString], envp: &[CString]) -> Errno {
-        match nix::unistd::execve(path, argv, envp) {
-            Err(e) => e,
-            Ok(never) => match never {},
+        for (i, (copy, (_, keep))) in copies.iter().zip(fds).enumerate() {
+            let to = 3 + i as RawFd;
+            let flags = if *keep { 0 } else { libc::O_CLOEXEC };
+            // SAFETY: dup3 duplicates a descriptor we own onto a number below
+            // `first_free`, which holds nothing that is still needed.
+            Errno::result(unsafe { libc::dup3(copy.as_raw_fd(), to, flags) }).map_err(|e| {
+                SysError::new("dup3", format!("fd {} -> {to}", copy.as_raw_fd()), e)
+            })?;
         }
+        drop(copies);
+        close_range_from(first_free)
+    }
+
+    fn exec_program(&self, program: RawFd, argv: &[CString], envp: &[CString]) -> SysError {
+        // execveat itself, not libc's fexecve, which falls back to a path under
+        // /proc: the container's /proc, by now.
+        let ptrs = |items: &[CString]| -> Vec<*const libc::c_char> {
+            items
+                .iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        let (argv, envp) = (ptrs(argv), ptrs(envp));
+        // SAFETY: both arrays are NULL-terminated and point into CStrings that the
+        // caller keeps alive for the call; the path is an empty C string, used with
+        // AT_EMPTY_PATH on a descriptor of ours.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                program,
+                c"".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        // It returns only when it failed, with -1.
+        debug_assert_eq!(rc, -1);
+        SysError::new("execveat", format!("fd {program}"), Errno::last())
     }
 }
 
@@ -469,6 +467,16 @@ pub fn open_proc_dir(pid: i32) -> Result<OwnedFd, SysError> {
         RxMode::empty(),
     )
     .map_err(|e| SysError::new("open", path, rx(e)))
+}
+
+/// The host's `/proc` itself (an O_PATH directory descriptor).
+pub fn open_host_proc() -> Result<OwnedFd, SysError> {
+    rustix::fs::open(
+        "/proc",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        RxMode::empty(),
+    )
+    .map_err(|e| SysError::new("open", "/proc", rx(e)))
 }
 
 /// Read a small file relative to `dir` (at most `limit` bytes).
@@ -854,46 +862,6 @@ pub fn is_tty(fd: BorrowedFd<'_>) -> bool {
     rustix::termios::isatty(fd)
 }
 
-/// Re-execute dlx from a copy nobody can write, with the environment `env`. Does
-/// nothing when this process already is such a re-execution.
-///
-/// Why: the command dlx starts appears in the container's PID namespace a moment
-/// before it execs. During that moment its `/proc/<pid>/exe` is dlx's binary, and a
-/// container holding CAP_SYS_PTRACE may open it; an open handle to the *host* file
-/// could later be reopened for writing (CVE-2019-5736). So dlx runs from a detached,
-/// read-only bind mount of its own binary (a mount in no namespace: invisible, and
-/// any write through it fails with EROFS), or, where the kernel lacks the mount API,
-/// from a sealed memfd copy (no write, grow or shrink, by anybody). The environment
-/// is cut down at the same time, so the moment exposes none of the operator's.
-pub fn reexec_protected(env: &[CString], marker: &str) -> Result<(), SysError> {
-    let exe = rustix::fs::open(
-        "/proc/self/exe",
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        RxMode::empty(),
-    )
-    .map_err(|e| SysError::new("open", "/proc/self/exe", rx(e)))?;
-    if std::env::var_os(marker).is_some() && is_write_protected(exe.as_fd()) {
-        return Ok(());
-    }
-    let target = match readonly_mount_of_self() {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::debug!(error = %e, "no read-only mount of dlx; using a sealed memfd copy");
-            sealed_copy(exe.as_fd())?
-        }
-    };
-    let argv: Vec<CString> = std::env::args_os()
-        .map(|a| {
-            CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())).unwrap_or_default()
-        })
-        .collect();
-    let err = match nix::unistd::fexecve(target.as_fd(), &argv, env) {
-        Err(e) => e,
-        Ok(never) => match never {},
-    };
-    Err(SysError::new("execveat", "protected copy of dlx", err))
-}
-
 /// `struct mount_attr` of mount_setattr(2).
 #[repr(C)]
 struct MountAttr {
@@ -934,47 +902,70 @@ pub(super) fn mount_setattr(
         .map_err(|e| SysError::new("mount_setattr", "detached mount", e))
 }
 
-/// A detached read-only bind mount of the running binary.
-fn readonly_mount_of_self() -> Result<OwnedFd, SysError> {
-    super::view::clone_read_only(std::path::Path::new("/proc/self/exe"))
-}
-
-/// A sealed memfd holding a copy of `exe`.
-fn sealed_copy(exe: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
-    let size = rustix::fs::fstat(exe)
-        .map_err(|e| SysError::new("stat", "/proc/self/exe", rx(e)))?
-        .st_size as u64;
-    let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
-    let memfd = rustix::fs::memfd_create("dlx", flags | rustix::fs::MemfdFlags::EXEC)
-        .or_else(|_| rustix::fs::memfd_create("dlx", flags))
-        .map_err(|e| SysError::new("memfd_create", "dlx", rx(e)))?;
-    let mut copied = 0u64;
-    while copied < size {
-        let n = rustix::fs::sendfile(&memfd, exe, None, (size - copied) as usize)
-            .map_err(|e| SysError::new("sendfile", "/proc/self/exe", rx(e)))?;
-        if n == 0 {
-            break;
-        }
-        copied += n as u64;
+/// A sealed, execute-only memfd holding the program `bytes`, to exec through the
+/// descriptor: nobody can write, grow or shrink it, and a process running it as
+/// anybody but its owner (host root) cannot read it, so its memory is not dumpable
+/// and belongs to the initial user namespace (see `launch`).
+pub fn sealed_program(name: &str, bytes: &[u8]) -> Result<OwnedFd, SysError> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let what = || format!("memfd {name}");
+    let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+    // MFD_EXEC says so explicitly where the kernel knows it (6.3); older ones refuse
+    // the flag and make every memfd executable.
+    let memfd = match rustix::fs::memfd_create(name, flags | MemfdFlags::EXEC) {
+        Err(rustix::io::Errno::INVAL) => rustix::fs::memfd_create(name, flags),
+        other => other,
     }
-    use rustix::fs::SealFlags;
+    .map_err(|e| SysError::new("memfd_create", what(), rx(e)))?;
+    write_all(memfd.as_fd(), bytes).map_err(|e| SysError::new("write", what(), e))?;
+    rustix::fs::fchmod(&memfd, RxMode::XUSR | RxMode::XGRP | RxMode::XOTH)
+        .map_err(|e| SysError::new("fchmod", what(), rx(e)))?;
     rustix::fs::fcntl_add_seals(
         &memfd,
         SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
     )
-    .map_err(|e| SysError::new("fcntl(F_ADD_SEALS)", "dlx memfd", rx(e)))?;
+    .map_err(|e| SysError::new("fcntl(F_ADD_SEALS)", what(), rx(e)))?;
     Ok(memfd)
 }
 
-/// Can nobody open `fd`'s file for writing? True for a file on a read-only mount
-/// and for a write-sealed memfd.
-fn is_write_protected(fd: BorrowedFd<'_>) -> bool {
-    use rustix::fs::SealFlags;
-    let sealed = rustix::fs::fcntl_get_seals(fd)
-        .is_ok_and(|s| s.contains(SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK));
-    let readonly = rustix::fs::fstatvfs(fd)
-        .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
-    sealed || readonly
+/// The program `bytes` as the file `dir/name` (written once, mode 0555), reached
+/// through a detached read-only clone of it, for hosts that refuse executable
+/// memfds (`vm.memfd_noexec=2`): nobody can open it for writing through the clone.
+/// What the clone shows is checked against `bytes`, so what runs is what dlx carries.
+pub fn cached_program(dir: &Path, name: &str, bytes: &[u8]) -> Result<OwnedFd, SysError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = dir.join(name);
+    let fail = |op, e: std::io::Error| SysError::new(op, path.display().to_string(), io_errno(&e));
+    if std::fs::read(&path).ok().as_deref() != Some(bytes) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| fail("mkdir", e))?;
+        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o555)
+            .open(&tmp)
+            .map_err(|e| fail("create", e))?;
+        file.write_all(bytes).map_err(|e| fail("write", e))?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(|e| fail("rename", e))?;
+    }
+    let clone = super::view::clone_read_only(&path)?;
+    let through = format!("/proc/self/fd/{}", clone.as_raw_fd());
+    let seen = read_file(&through, bytes.len() as u64 + 1)?;
+    if seen != bytes {
+        return Err(SysError::new(
+            "verify",
+            path.display().to_string(),
+            Errno::EBADMSG,
+        ));
+    }
+    Ok(clone)
 }
 
 /// End this process at once: no destructors, no atexit handlers, no stdio flush

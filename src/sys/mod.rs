@@ -85,8 +85,6 @@ pub trait Sys {
     fn join_cgroup(&self, procs: BorrowedFd<'_>) -> Result<(), SysError>;
     /// Set one resource limit.
     fn set_rlimit(&self, limit: Rlimit) -> Result<(), SysError>;
-    /// Write the LSM label the next exec transitions to (through the host's procfs).
-    fn set_exec_label(&self, attr: &CStr, label: &[u8]) -> Result<(), SysError>;
     /// Join the namespaces `flags` of the process behind `pidfd`, all or none.
     fn setns(&self, pidfd: BorrowedFd<'_>, flags: NsFlags) -> Result<(), SysError>;
     /// Move into a private copy of the (joined) mount namespace whose root shadows
@@ -122,18 +120,9 @@ pub trait Sys {
     fn set_caps(&self, caps: &CapSets) -> Result<(), SysError>;
     /// Make `fds` this process's 0, 1 and 2.
     fn install_stdio(&self, fds: [RawFd; 3]) -> Result<(), SysError>;
-    /// Close every descriptor from `first` up.
-    fn close_from(&self, first: RawFd) -> Result<(), SysError>;
-    /// Move `fd` to `to` (close-on-exec), closing the old number.
-    fn move_fd(&self, fd: RawFd, to: RawFd) -> Result<(), SysError>;
-    /// fork(2). Only ever called single-threaded.
-    fn fork(&self) -> Result<Fork, SysError>;
-    /// Unblock every signal and reset the umask, as a fresh process would have them.
-    fn reset_signals_and_umask(&self) -> Result<(), SysError>;
-    /// Start a new session.
-    fn setsid(&self) -> Result<(), SysError>;
-    /// Make fd 0 (a terminal) the controlling terminal.
-    fn set_controlling_tty(&self) -> Result<(), SysError>;
-    /// execve(2); returns only on failure.
-    fn execve(&self, path: &CStr, argv: &[CString], envp: &[CString]) -> nix::errno::Errno;
+    /// Make `fds` this process's 3, 4, … in order, each kept across exec or not as
+    /// its flag says, and close every other descriptor from 3 up.
+    fn place_fds(&self, fds: &[(RawFd, bool)]) -> Result<(), SysError>;
+    /// execveat(2) of the program `program` refers to; returns only on failure.
+    fn exec_program(&self, program: RawFd, argv: &[CString], envp: &[CString]) -> SysError;
 }

@@ -183,6 +183,53 @@ fn regression_exec_failure_racing_spawn_report_still_gives_127() {
     }
 }
 
+/// dlx ignores SIGPIPE (a closed stdout must not kill it), and an ignored signal
+/// stays ignored across exec: the command inherited it, unlike under docker exec,
+/// and `dlx exec C -- cat big | head` never ended, cat's writes failing forever.
+#[test]
+fn regression_sigpipe_ignored_by_dlx_stayed_ignored_in_the_command() {
+    use std::io::Read;
+    let c = Container::probe("sigpipe", &[]);
+    let status = |out: &str| -> BTreeMap<String, String> {
+        fields(out)
+            .into_iter()
+            .filter(|(k, _)| k == "SigIgn" || k == "SigBlk")
+            .collect()
+    };
+    let theirs = status(&c.docker_exec(&["/probe", "cat", "/proc/self/status"]));
+    assert_eq!(theirs.len(), 2);
+    for toolbox in [&["--toolbox", "none"][..], &[]] {
+        let mut args = toolbox.to_vec();
+        args.extend([c.name.as_str(), "--", "/probe", "cat", "/proc/self/status"]);
+        assert_eq!(status(&ok(&dlx_exec(&args))), theirs, "{toolbox:?}");
+    }
+
+    // The reader goes away after a little: the command dies of SIGPIPE, and dlx
+    // says so (128 + 13).
+    let mut child = dlx()
+        .args(["exec", &c.name, "--", "/probe", "cat", "/dev/zero"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    stdout.read_exact(&mut [0u8; 4096]).unwrap();
+    drop(stdout);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the command went on writing to a closed pipe");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(141));
+}
+
 #[test]
 fn stdout_and_stderr_stay_separate_and_stdin_passes_with_i() {
     let c = Container::probe("stdio", &[]);

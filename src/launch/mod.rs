@@ -1,11 +1,12 @@
-//! The privileged entry sequence, as two linear functions.
+//! The privileged entry sequence, as one linear function, and the launcher it ends in.
 //!
 //! dlx (P, on the host) forks an *enterer* (E). E runs [`enter`]: it moves into the
 //! container's cgroup, joins the namespaces through the pidfd, lets P verify the
-//! join, takes on the container's identity and capabilities, and forks the *command*
-//! process (F). F runs [`become_command`]: it resets what a fresh process has and
-//! execs the command. E exits at once, so F is re-parented to P (a subreaper) and P
-//! waits for it directly.
+//! join, takes on the container's identity and capabilities, and then execs the
+//! *launcher* (`launcher.c`, a small static program with no libc) in place of dlx.
+//! The launcher forks the *command* process (F), reports its pid and exits; F resets
+//! what a fresh process has and execs the command. E ends as soon as F is forked, so
+//! F is re-parented to P (a subreaper) and P waits for it directly.
 //!
 //! Why E and F: joining a PID namespace only places *children* there, and
 //! everything a container can see must happen after the privilege drop. E is never
@@ -13,8 +14,15 @@
 //! only once it already has the container's uid, capabilities and no host descriptor
 //! but its stdio pipes and the report pipe (close-on-exec).
 //!
-//! Everything E and F need (strings, descriptors) is prepared by P beforehand; they
-//! only make system calls, all through [`Sys`].
+//! Why the launcher: F is the one process of a session that the container sees
+//! before the command runs. Forked from the launcher, it holds nothing of dlx: not
+//! dlx's binary (CVE-2019-5736: its `/proc/<pid>/exe` is the launcher, in a sealed,
+//! execute-only memfd), not the memory of the session's dlx (the operator's
+//! environment, what the engine said about the container). So dlx itself needs no
+//! protected copy of its own binary and runs as it was started.
+//!
+//! Everything E needs (strings, descriptors) is prepared by P beforehand; E only
+//! makes system calls, all through [`Sys`].
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -22,7 +30,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 
 use crate::ns::NsKind;
-use crate::sys::{CapSets, Fork, Ids, NsFlags, Rlimit, Sys, SysError};
+use crate::sys::{CapSets, Ids, NsFlags, Rlimit, Sys, SysError};
 
 /// Everything the entering processes need, prepared by P.
 pub struct Plan {
@@ -38,23 +46,24 @@ pub struct Plan {
     /// `cgroup.procs` unless the fork already placed us there (empty: stay in dlx's).
     pub cgroup_files: Vec<OwnedFd>,
     pub rlimits: Vec<Rlimit>,
-    /// (`/proc/thread-self/attr/...` path, label bytes) for the exec transition.
-    pub exec_label: Option<(CString, Vec<u8>)>,
     pub ids: Ids,
     /// `None` with `--privileged`: keep dlx's capabilities.
     pub caps: Option<CapSets>,
     pub workdir: CString,
-    /// Paths to try, in order (the command itself when it has a `/`, else PATH).
-    pub candidates: Vec<CString>,
-    pub argv: Vec<CString>,
+    /// The launcher (a sealed memfd, see [`LAUNCHER`]), its arguments
+    /// ([`launcher_argv`]) and the command's environment.
+    pub launcher: OwnedFd,
+    pub launcher_argv: Vec<CString>,
     pub envp: Vec<CString>,
+    /// The host's `/proc`, through which the launcher writes the command's LSM exec
+    /// label (only with one).
+    pub proc_dir: Option<OwnedFd>,
     /// The command's stdin, stdout and stderr (pipe ends).
     pub stdio: [OwnedFd; 3],
     /// Write end of the report pipe (close-on-exec).
     pub report: OwnedFd,
     /// Read end of the sync pipe: P writes one byte when E may go on.
     pub go: OwnedFd,
-    pub tty: bool,
 }
 
 /// What the private view holds (see `sys::enter_private_view`).
@@ -65,8 +74,12 @@ pub struct View {
     pub read_only: bool,
 }
 
-/// Where the report descriptor sits once E has cleared out every other descriptor.
+/// Where the report descriptor sits once E has cleared out every other descriptor
+/// (the launcher writes to it by number).
 pub const REPORT_FD: RawFd = 3;
+
+/// The launcher, built from `launcher.c` by build.rs.
+pub const LAUNCHER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dlx-launcher"));
 
 /// Steps named in failure reports, so P can say where things stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,13 +102,14 @@ pub enum Step {
     Workdir,
     Capabilities,
     Stdio,
+    Launch,
     Fork,
     Session,
     Exec,
 }
 
 impl Step {
-    const ALL: [Step; 20] = [
+    const ALL: [Step; 21] = [
         Step::ParentDeathSignal,
         Step::Cgroup,
         Step::Rlimit,
@@ -113,6 +127,7 @@ impl Step {
         Step::Workdir,
         Step::Capabilities,
         Step::Stdio,
+        Step::Launch,
         Step::Fork,
         Step::Session,
         Step::Exec,
@@ -142,6 +157,7 @@ impl Step {
             Step::Workdir => "enter the working directory",
             Step::Capabilities => "set the container's capabilities",
             Step::Stdio => "set up stdin, stdout and stderr",
+            Step::Launch => "start dlx's launcher",
             Step::Fork => "start the command process",
             Step::Session => "start a new session",
             Step::Exec => "execute the command",
@@ -149,13 +165,13 @@ impl Step {
     }
 }
 
-/// A message from E or F to P over the report pipe: fixed size, so a read never
-/// splits one.
+/// A message from E (or the launcher it became) or F to P over the report pipe:
+/// fixed size, so a read never splits one. `launcher.c` writes the same records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
     /// E has joined the namespaces and waits for P to verify them.
     Joined,
-    /// E started F, whose pid (in P's namespace) is given.
+    /// The launcher started F, whose pid (in P's namespace) is given.
     Spawned(i32),
     /// A step failed with this errno.
     Failed(Step, i32),
@@ -208,9 +224,16 @@ fn at(step: Step) -> impl FnOnce(SysError) -> Failure {
     move |error| Failure { step, error }
 }
 
-/// The enterer's sequence (E). Returns `Fork::Parent(pid of F)` in E and
-/// `Fork::Child` in F, which must then call [`become_command`].
-pub fn enter(plan: &Plan, sys: &dyn Sys) -> Result<Fork, Failure> {
+/// The enterer's sequence (E), ending in the exec of the launcher. Returns only when
+/// a step failed, with that step.
+pub fn enter(plan: &Plan, sys: &dyn Sys) -> Failure {
+    match enter_steps(plan, sys) {
+        Err(failure) => failure,
+        Ok(never) => match never {},
+    }
+}
+
+fn enter_steps(plan: &Plan, sys: &dyn Sys) -> Result<std::convert::Infallible, Failure> {
     // Die with dlx: an orphaned enterer must never linger in a container.
     sys.set_parent_death_signal()
         .map_err(at(Step::ParentDeathSignal))?;
@@ -228,11 +251,6 @@ pub fn enter(plan: &Plan, sys: &dyn Sys) -> Result<Fork, Failure> {
             tracing::debug!(resource = limit.resource, error = %e, "rlimit not copied");
         }
     }
-    if let Some((attr, label)) = &plan.exec_label {
-        sys.set_exec_label(attr, label)
-            .map_err(at(Step::ExecLabel))?;
-    }
-
     // Join through the pidfd: atomic (all or none) and immune to PID reuse. The
     // cgroup namespace comes after the cgroup move so its root is the container's
     // cgroup.
@@ -297,68 +315,48 @@ pub fn enter(plan: &Plan, sys: &dyn Sys) -> Result<Fork, Failure> {
     }
 
     // Nothing of the host past this point: stdio becomes the pipes, the report pipe
-    // moves to fd 3 (close-on-exec) and every other descriptor (pidfd, cgroup files,
-    // sync pipe) is closed.
+    // moves to fd 3 (and the host's /proc, for the label, to fd 4), both kept for
+    // the launcher, which has its own close-on-exec and closes /proc itself; every
+    // other descriptor (pidfd, cgroup files, sync pipe) is closed.
     let stdio = [
         plan.stdio[0].as_raw_fd(),
         plan.stdio[1].as_raw_fd(),
         plan.stdio[2].as_raw_fd(),
     ];
     sys.install_stdio(stdio).map_err(at(Step::Stdio))?;
-    sys.move_fd(plan.report.as_raw_fd(), REPORT_FD)
-        .map_err(at(Step::Stdio))?;
-    sys.close_from(REPORT_FD + 1).map_err(at(Step::Stdio))?;
+    let mut fds = vec![(plan.report.as_raw_fd(), true)];
+    fds.extend(plan.proc_dir.as_ref().map(|d| (d.as_raw_fd(), true)));
+    fds.push((plan.launcher.as_raw_fd(), false));
+    sys.place_fds(&fds).map_err(at(Step::Stdio))?;
 
-    // F is born in the container's PID namespace.
-    let forked = sys.fork().map_err(at(Step::Fork))?;
-    if let Fork::Parent(pid) = forked {
-        sys.report(REPORT_FD, &Report::Spawned(pid).encode())
-            .map_err(at(Step::Fork))?;
-    }
-    Ok(forked)
+    // Become the launcher, which forks F into the container's PID namespace.
+    let launcher = REPORT_FD + fds.len() as RawFd - 1;
+    Err(sys.exec_program(launcher, &plan.launcher_argv, &plan.envp)).map_err(at(Step::Launch))
 }
 
-/// The command process's sequence (F): returns only when the command could not be
-/// executed, with the report to send.
-pub fn become_command(plan: &Plan, sys: &dyn Sys) -> Report {
-    if let Err(e) = sys.reset_signals_and_umask() {
-        return Report::Failed(Step::Session, e.errno as i32);
-    }
-    if let Err(e) = sys.setsid() {
-        return Report::Failed(Step::Session, e.errno as i32);
-    }
-    if plan.tty {
-        if let Err(e) = sys.set_controlling_tty() {
-            return Report::Failed(Step::Session, e.errno as i32);
-        }
-    }
-    exec_first(plan, sys)
-}
-
-/// Try each candidate path like execvp(3): a missing one moves on; one that exists
-/// but cannot run is remembered, so the status is 126 rather than 127.
-fn exec_first(plan: &Plan, sys: &dyn Sys) -> Report {
-    let mut found_errno: Option<Errno> = None;
-    let mut last = Errno::ENOENT;
-    for path in &plan.candidates {
-        let errno = sys.execve(path, &plan.argv, &plan.envp);
-        match errno {
-            Errno::ENOENT | Errno::ENOTDIR => last = errno,
-            other => {
-                found_errno.get_or_insert(other);
-            }
-        }
-    }
-    match found_errno {
-        Some(errno) => Report::ExecFailed {
-            errno: errno as i32,
-            found: true,
-        },
-        None => Report::ExecFailed {
-            errno: last as i32,
-            found: false,
-        },
-    }
+/// The launcher's arguments (see `launcher.c`): whether F takes its stdin as its
+/// controlling terminal, the LSM exec attribute below `/proc` and the label to write
+/// there, the paths to try, and the command's argv.
+pub fn launcher_argv(
+    tty: bool,
+    exec_label: Option<(&str, &str)>,
+    candidates: &[String],
+    argv: &[String],
+) -> Result<Vec<CString>, std::ffi::NulError> {
+    let (attr, label) = exec_label.unwrap_or(("", ""));
+    let head = [
+        "dlx-launcher",
+        if tty { "t" } else { "-" },
+        attr,
+        label,
+        &candidates.len().to_string(),
+    ];
+    head.iter()
+        .map(|s| s.to_string())
+        .chain(candidates.iter().cloned())
+        .chain(argv.iter().cloned())
+        .map(CString::new)
+        .collect()
 }
 
 /// The paths to try for `command` given the container's `PATH`.
@@ -376,6 +374,7 @@ pub fn candidates(command: &str, path: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::sys::fake::FakeSys;
+    use std::os::fd::BorrowedFd;
 
     fn plan(caps: Option<CapSets>) -> Plan {
         let fd = || OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
@@ -394,10 +393,6 @@ mod tests {
                 soft: 1024,
                 hard: 4096,
             }],
-            exec_label: Some((
-                CString::new("/proc/thread-self/attr/exec").unwrap(),
-                b"exec docker-default".to_vec(),
-            )),
             ids: Ids {
                 uid: 65532,
                 gid: 65532,
@@ -405,13 +400,13 @@ mod tests {
             },
             caps,
             workdir: CString::new("/home/nonroot").unwrap(),
-            candidates: vec![CString::new("/bin/ls").unwrap()],
-            argv: vec![CString::new("ls").unwrap()],
+            launcher: fd(),
+            launcher_argv: launcher_argv(false, None, &["/bin/ls".into()], &["ls".into()]).unwrap(),
             envp: vec![],
+            proc_dir: Some(fd()),
             stdio: [fd(), fd(), fd()],
             report: fd(),
             go: fd(),
-            tty: false,
         }
     }
 
@@ -424,14 +419,9 @@ mod tests {
     #[test]
     fn host_side_work_precedes_every_namespace_join() {
         let sys = FakeSys::default();
-        enter(&plan(Some(CAPS)), &sys).unwrap();
+        assert_eq!(enter(&plan(Some(CAPS)), &sys).step, Step::Launch);
         let first_setns = sys.position("setns");
-        for host_op in [
-            "set_parent_death_signal",
-            "join_cgroup",
-            "set_rlimit",
-            "set_exec_label",
-        ] {
+        for host_op in ["set_parent_death_signal", "join_cgroup", "set_rlimit"] {
             assert!(
                 sys.position(host_op) < first_setns,
                 "{host_op} after setns: {:?}",
@@ -443,7 +433,7 @@ mod tests {
     #[test]
     fn user_namespace_is_joined_last() {
         let sys = FakeSys::default();
-        enter(&plan(Some(CAPS)), &sys).unwrap();
+        assert_eq!(enter(&plan(Some(CAPS)), &sys).step, Step::Launch);
         let setns: Vec<String> = sys
             .calls
             .borrow()
@@ -457,9 +447,9 @@ mod tests {
     }
 
     #[test]
-    fn privileges_drop_in_runc_order_and_before_the_fork() {
+    fn privileges_drop_in_runc_order_and_before_the_launcher() {
         let sys = FakeSys::default();
-        enter(&plan(Some(CAPS)), &sys).unwrap();
+        assert_eq!(enter(&plan(Some(CAPS)), &sys).step, Step::Launch);
         let order = [
             "wait_go",
             "set_no_new_privs",
@@ -470,8 +460,8 @@ mod tests {
             "chdir_in_root",
             "set_caps",
             "install_stdio",
-            "close_from",
-            "fork",
+            "place_fds",
+            "exec_program",
         ];
         let positions: Vec<usize> = order.iter().map(|op| sys.position(op)).collect();
         assert!(
@@ -479,14 +469,17 @@ mod tests {
             "order: {:?}",
             sys.calls.borrow()
         );
-        // F's pid reaches P only after the fork.
-        assert_eq!(sys.calls.borrow().last().unwrap(), "report(2)");
+        // The report pipe and the host's /proc are kept for the launcher, the
+        // launcher's own descriptor is not; nothing comes after its exec.
+        let calls = sys.calls.borrow();
+        assert_eq!(calls[calls.len() - 2], "place_fds([true, true, false])");
+        assert_eq!(calls.last().unwrap(), "exec_program(dlx-launcher)");
     }
 
     #[test]
     fn privileged_keeps_capabilities() {
         let sys = FakeSys::default();
-        enter(&plan(None), &sys).unwrap();
+        assert_eq!(enter(&plan(None), &sys).step, Step::Launch);
         assert!(!sys
             .names()
             .iter()
@@ -500,15 +493,18 @@ mod tests {
             go: Some(false),
             ..FakeSys::default()
         };
-        let err = enter(&plan(Some(CAPS)), &sys).unwrap_err();
+        let err = enter(&plan(Some(CAPS)), &sys);
         assert_eq!(err.step, Step::Verify);
-        assert!(!sys.names().iter().any(|n| n == "set_ids" || n == "fork"));
+        assert!(!sys
+            .names()
+            .iter()
+            .any(|n| n == "set_ids" || n == "exec_program"));
     }
 
     #[test]
     fn private_view_is_built_after_verification_and_before_user_ns_and_drop() {
         let sys = FakeSys::default();
-        enter(&plan(Some(CAPS)), &sys).unwrap();
+        assert_eq!(enter(&plan(Some(CAPS)), &sys).step, Step::Launch);
         let order = [
             "wait_go",
             "enter_private_view",
@@ -535,7 +531,7 @@ mod tests {
         let sys = FakeSys::default();
         let mut p = plan(Some(CAPS));
         p.view = None;
-        enter(&p, &sys).unwrap();
+        assert_eq!(enter(&p, &sys).step, Step::Launch);
         assert!(!sys.names().iter().any(|n| n == "enter_private_view"));
     }
 
@@ -545,7 +541,7 @@ mod tests {
             fail_at: Some("enter_private_view"),
             ..FakeSys::default()
         };
-        let err = enter(&plan(Some(CAPS)), &sys).unwrap_err();
+        let err = enter(&plan(Some(CAPS)), &sys);
         assert_eq!(err.step, Step::View);
         assert_eq!(sys.names().last().unwrap(), "enter_private_view");
     }
@@ -556,25 +552,217 @@ mod tests {
             fail_at: Some("setns"),
             ..FakeSys::default()
         };
-        let err = enter(&plan(Some(CAPS)), &sys).unwrap_err();
+        let err = enter(&plan(Some(CAPS)), &sys);
         assert_eq!(err.step, Step::Namespaces);
         assert_eq!(sys.names().last().unwrap(), "setns");
     }
 
+    /// The real launcher, run by `sh`, which ignores SIGPIPE first (as dlx
+    /// does) and gives it the report file as fd 3 and `proc`, if any, as fd 4. Back
+    /// come what F's command printed and the reports, once F is done.
+    fn launch(args: &[&str], proc: Option<&std::path::Path>) -> (String, Vec<Report>) {
+        // The sealed memfd dlx execs, reached by path through this process's
+        // descriptor (a file written here could still be open for writing in a
+        // process another test just forked: ETXTBSY).
+        static LAUNCHER_FD: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+        let fd = LAUNCHER_FD
+            .get_or_init(|| crate::sys::sealed_program("dlx-launcher", LAUNCHER).unwrap());
+        launch_from(fd.as_fd(), args, proc)
+    }
+
+    fn launch_from(
+        launcher: BorrowedFd<'_>,
+        args: &[&str],
+        proc: Option<&std::path::Path>,
+    ) -> (String, Vec<Report>) {
+        let launcher = format!("/proc/{}/fd/{}", std::process::id(), launcher.as_raw_fd());
+        let dir = tempfile::tempdir().unwrap();
+        let reports = dir.path().join("reports");
+        let proc = proc.map(|p| p.display().to_string());
+        let script = match proc {
+            Some(_) => r#"trap '' PIPE; exec "$0" "$@" 3>"$REPORTS" 4<"$PROC""#,
+            None => r#"trap '' PIPE; exec "$0" "$@" 3>"$REPORTS""#,
+        };
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", script])
+            .arg(&launcher)
+            .args(args)
+            .env("REPORTS", &reports)
+            .env("PROC", proc.unwrap_or_default())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let bytes = std::fs::read(&reports).unwrap();
+        let reports = bytes
+            .chunks(REPORT_LEN)
+            .map(|c| Report::decode(c.try_into().unwrap()).unwrap())
+            .collect();
+        (String::from_utf8(out.stdout).unwrap(), reports)
+    }
+
+    /// F's own report, beside the launcher's `Spawned` (F runs at once, so its
+    /// report may come first, as `session::start` knows).
+    fn f_report(reports: &[Report]) -> Vec<Report> {
+        let spawned = reports
+            .iter()
+            .filter(|r| matches!(r, Report::Spawned(pid) if *pid > 0))
+            .count();
+        assert_eq!(spawned, 1, "{reports:?}");
+        reports
+            .iter()
+            .filter(|r| !matches!(r, Report::Spawned(_)))
+            .copied()
+            .collect()
+    }
+
     #[test]
-    fn command_process_resets_and_reports_not_found() {
-        let sys = FakeSys::default();
-        let report = become_command(&plan(Some(CAPS)), &sys);
+    fn launcher_starts_the_command_as_a_fresh_process_in_its_own_session() {
+        let check = r#"grep -E '^(SigIgn|SigBlk|Umask)' /proc/self/status
+            [ -e /proc/self/fd/3 ] && echo report-pipe-open
+            [ "$(cut -d' ' -f6 /proc/self/stat)" = $$ ] && echo session-leader"#;
+        let (out, reports) = launch(&["-", "", "", "1", "/bin/sh", "sh", "-c", check], None);
+        // SIGPIPE ignored by dlx, and nothing else, comes back to its default.
         assert_eq!(
-            report,
-            Report::ExecFailed {
-                errno: Errno::ENOENT as i32,
-                found: false
-            }
+            out,
+            "Umask:\t0022\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nsession-leader\n"
+        );
+        assert_eq!(f_report(&reports), []);
+    }
+
+    #[test]
+    fn launcher_reports_exec_failures_as_execvp_would() {
+        let (_, reports) = launch(
+            &["-", "", "", "2", "/nonexistent/x", "/nonexistent/y", "x"],
+            None,
         );
         assert_eq!(
-            sys.names(),
-            vec!["reset_signals_and_umask", "setsid", "execve"]
+            f_report(&reports),
+            [Report::ExecFailed {
+                errno: Errno::ENOENT as i32,
+                found: false
+            }]
+        );
+        // A file that exists but cannot run wins over a later missing one: 126.
+        let (_, reports) = launch(
+            &["-", "", "", "2", "/etc/passwd", "/nonexistent/y", "x"],
+            None,
+        );
+        assert_eq!(
+            f_report(&reports),
+            [Report::ExecFailed {
+                errno: Errno::EACCES as i32,
+                found: true
+            }]
+        );
+    }
+
+    #[test]
+    fn launcher_writes_the_exec_label_through_the_proc_it_is_given() {
+        let proc = tempfile::tempdir().unwrap();
+        let attr = proc.path().join("thread-self/attr");
+        std::fs::create_dir_all(&attr).unwrap();
+        std::fs::write(attr.join("exec"), "").unwrap();
+        let args = [
+            "-",
+            "thread-self/attr/exec",
+            "exec docker-default",
+            "1",
+            "/bin/true",
+            "true",
+        ];
+        let (_, reports) = launch(&args, Some(proc.path()));
+        assert_eq!(f_report(&reports), []);
+        assert_eq!(
+            std::fs::read(attr.join("exec")).unwrap(),
+            b"exec docker-default"
+        );
+
+        // No such attribute: nothing is started, and the step is named.
+        let args = ["-", "thread-self/attr/nope", "x", "1", "/bin/true", "true"];
+        let (_, reports) = launch(&args, Some(proc.path()));
+        assert_eq!(
+            reports,
+            [Report::Failed(Step::ExecLabel, Errno::ENOENT as i32)]
+        );
+    }
+
+    #[test]
+    fn launcher_numbers_its_steps_as_step_does() {
+        // `t` with a stdin that is no terminal: the controlling terminal fails.
+        let (_, reports) = launch(&["t", "", "", "1", "/bin/true", "true"], None);
+        assert_eq!(
+            f_report(&reports),
+            [Report::Failed(Step::Session, Errno::ENOTTY as i32)]
+        );
+    }
+
+    #[test]
+    fn launcher_started_otherwise_does_nothing() {
+        for args in [
+            &[][..],
+            &["-", "", "", "1", "/bin/true"][..],
+            &["-", "", "", "x", "/bin/true", "true"][..],
+            &["-", "", "", "0", "true"][..],
+        ] {
+            let (_, reports) = launch(args, None);
+            assert_eq!(reports, [], "{args:?}");
+        }
+    }
+
+    #[test]
+    fn launcher_runs_from_a_read_only_cached_copy_where_memfds_cannot_execute() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join("bin");
+        let clone = crate::sys::cached_program(&dir, "dlx-launcher-x", LAUNCHER).unwrap();
+        let (out, reports) = launch_from(
+            clone.as_fd(),
+            &["-", "", "", "1", "/bin/sh", "sh", "-c", "echo ran"],
+            None,
+        );
+        assert_eq!((out.as_str(), f_report(&reports)), ("ran\n", vec![]));
+        // Nobody writes it through the clone, root included.
+        let through = format!("/proc/self/fd/{}", clone.as_raw_fd());
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&through)
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+        // A copy changed in the cache is written again before it is used.
+        drop(clone);
+        std::fs::write(dir.join("dlx-launcher-x"), b"#!/bin/sh\n").unwrap();
+        let clone = crate::sys::cached_program(&dir, "dlx-launcher-x", LAUNCHER).unwrap();
+        let (out, _) = launch_from(
+            clone.as_fd(),
+            &["-", "", "", "1", "/bin/true", "true"],
+            None,
+        );
+        assert_eq!(out, "");
+        assert_eq!(std::fs::read(dir.join("dlx-launcher-x")).unwrap(), LAUNCHER);
+    }
+
+    #[test]
+    fn launcher_argv_is_laid_out_as_launcher_c_reads_it() {
+        let argv = launcher_argv(
+            true,
+            Some(("thread-self/attr/exec", "exec p")),
+            &["/a/ls".into(), "/b/ls".into()],
+            &["ls".into(), "-l".into()],
+        )
+        .unwrap();
+        let argv: Vec<&str> = argv.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            argv,
+            [
+                "dlx-launcher",
+                "t",
+                "thread-self/attr/exec",
+                "exec p",
+                "2",
+                "/a/ls",
+                "/b/ls",
+                "ls",
+                "-l"
+            ]
         );
     }
 
