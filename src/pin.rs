@@ -28,9 +28,15 @@ pub struct Pinned {
     pub namespaces: Vec<(NsKind, NsId)>,
     /// The container's bounding, effective and permitted sets.
     pub caps: CapSets,
+    /// Its real uid, gid and groups as the host sees them.
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// The same as its own user namespace sees them, through its `uid_map` and
+    /// `gid_map` (equal to the above when it shares the host's).
+    pub ns_uid: u32,
+    pub ns_gid: u32,
+    pub ns_groups: Vec<u32>,
     pub cgroups: Vec<Membership>,
     pub rlimits: Vec<Rlimit>,
     /// The LSM label the target runs under, when an LSM confines it.
@@ -127,6 +133,12 @@ pub fn pin(pid: i32, expect: Expect<'_>) -> Result<Pinned, PinError> {
         effective: status.capeff,
         permitted: status.capprm,
     };
+    let map = |name| {
+        sys::read_at(dir, name, 64 * 1024)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| sys_err(pid, e))
+    };
+    let (uid_map, gid_map) = (map("uid_map")?, map("gid_map")?);
     let rlimits = read_limits(dir, pid)?;
     let lsm = read_lsm(dir);
     let root = sys::open_root(dir).map_err(|e| sys_err(pid, e))?;
@@ -152,6 +164,13 @@ pub fn pin(pid: i32, expect: Expect<'_>) -> Result<Pinned, PinError> {
         uid: status.ruid,
         gid: status.rgid,
         groups: status.groups.clone(),
+        ns_uid: id_in_ns(&uid_map, status.ruid),
+        ns_gid: id_in_ns(&gid_map, status.rgid),
+        ns_groups: status
+            .groups
+            .iter()
+            .map(|g| id_in_ns(&gid_map, *g))
+            .collect(),
         cgroups,
         rlimits,
         lsm,
@@ -183,6 +202,20 @@ pub fn own_namespaces() -> Result<Vec<(NsKind, NsId)>, SysError> {
 }
 
 /// The limits of `/proc/<pid>/limits`, as setrlimit arguments.
+/// The id that host id `id` is inside a user namespace whose `uid_map` or `gid_map`
+/// is `map` (lines of `inside outside count`); the overflow id 65534 when unmapped,
+/// as the kernel shows it.
+fn id_in_ns(map: &str, id: u32) -> u32 {
+    map.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace().map(|n| n.parse::<u64>().ok());
+            Some((it.next()??, it.next()??, it.next()??))
+        })
+        .find(|(_, outside, count)| (*outside..outside + count).contains(&u64::from(id)))
+        .and_then(|(inside, outside, _)| u32::try_from(inside + (u64::from(id) - outside)).ok())
+        .unwrap_or(65534)
+}
+
 fn read_limits(dir: std::os::fd::BorrowedFd<'_>, pid: i32) -> Result<Vec<Rlimit>, PinError> {
     let raw = sys::read_at(dir, "limits", 16 * 1024).map_err(|e| sys_err(pid, e))?;
     Ok(parse_limits(&String::from_utf8_lossy(&raw)))
@@ -258,6 +291,20 @@ fn read_lsm(dir: std::os::fd::BorrowedFd<'_>) -> Option<LsmLabel> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_map_into_the_targets_user_namespace() {
+        let shared = "         0          0 4294967295\n";
+        assert_eq!(id_in_ns(shared, 200_000), 200_000);
+        let remapped = "         0     200000      65536\n";
+        assert_eq!(id_in_ns(remapped, 200_000), 0);
+        assert_eq!(id_in_ns(remapped, 201_000), 1000);
+        assert_eq!(id_in_ns(remapped, 0), 65534);
+        let split = "0 1000 1\n1 100000 65536\n";
+        assert_eq!(id_in_ns(split, 1000), 0);
+        assert_eq!(id_in_ns(split, 100_001), 2);
+        assert_eq!(id_in_ns("", 5), 65534);
+    }
 
     #[test]
     fn limits_parse_and_skip_core() {

@@ -141,7 +141,8 @@ pub(super) fn enter(
     tracing::debug!(?joins, "namespaces to join");
     audit.joined(&joins);
     let joins_mnt = joins.iter().any(|j| j.kind == NsKind::Mnt);
-    let (ids, home) = identity_of(settings, &resolved, &pinned, joins_mnt)?;
+    let joins_user = joins.iter().any(|j| j.kind == NsKind::User);
+    let (ids, home) = identity_of(settings, &resolved, &pinned, joins_mnt, joins_user)?;
     let container = resolved.container.as_ref().filter(|_| !settings.host_tools);
     let mut env = settings::compose_env(
         container.map(|c| c.env.as_slice()).unwrap_or(&[]),
@@ -275,7 +276,7 @@ pub(super) fn enter(
         pidfd: pinned.pidfd.try_clone()?,
         ns_flags: ns::flags(&joins, &[NsKind::Cgroup, NsKind::User]),
         join_cgroup_ns: joins.iter().any(|j| j.kind == NsKind::Cgroup),
-        join_user_ns: joins.iter().any(|j| j.kind == NsKind::User),
+        join_user_ns: joins_user,
         view,
         cgroup_files: cgroup_join.tasks,
         rlimits: match host_side {
@@ -497,6 +498,7 @@ fn identity_of(
     resolved: &Resolved,
     pinned: &Pinned,
     joins_mnt: bool,
+    joins_user: bool,
 ) -> Result<(Ids, String)> {
     // Account files come from the filesystem the command will see.
     let own_root;
@@ -517,7 +519,9 @@ fn identity_of(
         _ if settings.host_tools => format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
         (Some(u), _) => u.clone(),
         (None, Some(c)) => c.user.clone(),
-        // A bare process: run as it runs.
+        // A bare process: run as it runs, as its own user namespace (when joined)
+        // numbers it.
+        (None, None) if joins_user => format!("{}:{}", pinned.ns_uid, pinned.ns_gid),
         (None, None) => format!("{}:{}", pinned.uid, pinned.gid),
     };
     let group_add = container.map(|c| c.group_add.clone()).unwrap_or_default();
@@ -529,7 +533,10 @@ fn identity_of(
             .map(|g| g.iter().map(|g| g.as_raw()).collect())
             .unwrap_or_default();
     } else if settings.user.is_none() && container.is_none() {
-        groups = pinned.groups.clone();
+        groups = match joins_user {
+            true => pinned.ns_groups.clone(),
+            false => pinned.groups.clone(),
+        };
     }
     Ok((
         Ids {

@@ -50,8 +50,8 @@ pub struct Plan {
     /// `None` with `--privileged`: keep dlx's capabilities.
     pub caps: Option<CapSets>,
     pub workdir: CString,
-    /// The launcher (a sealed memfd, see [`LAUNCHER`]), its arguments
-    /// ([`launcher_argv`]) and the command's environment.
+    /// The launcher ([`LAUNCHER`] in a sealed memfd, or a read-only clone of a
+    /// cached copy), its arguments ([`launcher_argv`]) and the command's environment.
     pub launcher: OwnedFd,
     pub launcher_argv: Vec<CString>,
     pub envp: Vec<CString>,
@@ -60,7 +60,8 @@ pub struct Plan {
     pub proc_dir: Option<OwnedFd>,
     /// The command's stdin, stdout and stderr (pipe ends).
     pub stdio: [OwnedFd; 3],
-    /// Write end of the report pipe (close-on-exec).
+    /// Write end of the report pipe: E's and the launcher's (fd 3), and the command
+    /// process's until its exec closes it.
     pub report: OwnedFd,
     /// Read end of the sync pipe: P writes one byte when E may go on.
     pub go: OwnedFd,
@@ -314,10 +315,11 @@ fn enter_steps(plan: &Plan, sys: &dyn Sys) -> Result<std::convert::Infallible, F
         sys.set_caps(caps).map_err(at(Step::Capabilities))?;
     }
 
-    // Nothing of the host past this point: stdio becomes the pipes, the report pipe
-    // moves to fd 3 (and the host's /proc, for the label, to fd 4), both kept for
-    // the launcher, which has its own close-on-exec and closes /proc itself; every
-    // other descriptor (pidfd, cgroup files, sync pipe) is closed.
+    // Nothing of the host reaches F. Stdio becomes the pipes. The report pipe moves
+    // to fd 3 and, with a label, the host's /proc to fd 4, both kept across the exec
+    // for the launcher, which closes /proc before it forks F, and in F makes fd 3
+    // close-on-exec. The launcher's own descriptor closes at its exec, every other
+    // one (pidfd, cgroup files, sync pipe) here.
     let stdio = [
         plan.stdio[0].as_raw_fd(),
         plan.stdio[1].as_raw_fd(),

@@ -43,6 +43,8 @@ enum Entry {
         dir: bool,
         mode: u32,
         tree: OwnedFd,
+        /// `tree` is the mount itself, not a clone.
+        attached: bool,
     },
     Symlink {
         name: String,
@@ -154,6 +156,7 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
                     dir: kind == FileType::Directory,
                     mode,
                     tree,
+                    attached: own_mount,
                 });
             }
             // Sockets, fifos and device nodes do not belong at the top of a root.
@@ -199,6 +202,7 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
                 dir,
                 mode,
                 tree,
+                attached,
             } => {
                 if dir {
                     rustix::fs::mkdirat(&shadow, name.as_str(), Mode::from_raw_mode(mode))
@@ -212,13 +216,35 @@ pub fn enter_private_view(spec: &ViewSpec<'_>) -> Result<(), SysError> {
                     )
                     .map_err(err("create", format!("/{name}")))?;
                 }
-                rustix::mount::move_mount(
-                    &tree,
-                    "",
-                    &shadow,
-                    name.as_str(),
-                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-                )
+                let place = |tree: &OwnedFd| {
+                    rustix::mount::move_mount(
+                        tree,
+                        "",
+                        &shadow,
+                        name.as_str(),
+                        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                    )
+                };
+                match place(&tree) {
+                    // The container's mount namespace belongs to its own user
+                    // namespace (userns-remapped, rootless, Podman's --userns):
+                    // our copy then locks every mount to its parent, and a locked
+                    // mount cannot move. A clone of it (with all below it, read-only
+                    // as it is) can.
+                    Err(rustix::io::Errno::INVAL) if attached => {
+                        let clone = rustix::mount::open_tree(
+                            &tree,
+                            "",
+                            OpenTreeFlags::OPEN_TREE_CLONE
+                                | OpenTreeFlags::AT_RECURSIVE
+                                | OpenTreeFlags::AT_EMPTY_PATH
+                                | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+                        )
+                        .map_err(err("open_tree", format!("/{name}")))?;
+                        place(&clone)
+                    }
+                    other => other,
+                }
                 .map_err(err("move_mount", format!("/{name}")))?;
             }
         }

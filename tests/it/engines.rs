@@ -332,6 +332,53 @@ fn podman_targets_pass_the_exec_suite() {
     assert!(!cgroup.contains("conmon"), "{cgroup}");
 }
 
+/// A container in a user namespace of its own (Podman's `--uidmap`). Two bugs: a
+/// toolbox (or forensic) session failed to build its private view (the copy of a
+/// namespace owned by another user namespace locks every mount, and a locked
+/// `/proc` cannot move: EINVAL); and a bare `pid:` target ran as its host uid, which
+/// is unmapped inside (EINVAL at the identity switch). The command runs as the
+/// container numbers its ids, whichever way the container was named.
+#[test]
+fn regression_userns_container_view_failed_and_pid_target_ran_as_host_uid() {
+    let c = PodmanContainer::probe(
+        "userns",
+        &[
+            "--uidmap",
+            "0:200000:65536",
+            "--gidmap",
+            "0:200000:65536",
+            "--user",
+            "1000:1000",
+        ],
+    );
+    let (target, pid) = (format!("podman://{}", c.name), c.pid());
+    assert_eq!(status_ids(pid), ("201000".into(), "201000".into()));
+    let ns = fields(&ok(&exec(&[&target, "--", "/probe", "ns"])));
+    assert_eq!(ns, host_ns(pid), "namespaces, the user namespace included");
+    let by_engine = ok(&exec(&[&target, "--", "/probe", "id"]));
+    assert!(by_engine.starts_with("uid=1000 gid=1000 "), "{by_engine}");
+    let by_pid = ok(&exec(&[&format!("pid:{pid}"), "--", "/probe", "id"]));
+    assert_eq!(by_pid, by_engine);
+
+    // The toolbox's shell in the private view; a forensic view is read-only.
+    let said = ok(&dlx_exec(&[&target, "--", "sh", "-c", "echo from-toolbox"]));
+    assert_eq!(said, "from-toolbox\n");
+    let audit = tempfile::tempdir().unwrap();
+    let log = audit.path().join("audit.log");
+    let write = "touch /probe-was-here 2>/dev/null && echo wrote || echo refused";
+    let said = ok(&dlx_exec(&[
+        "--forensic",
+        "--audit-log",
+        log.to_str().unwrap(),
+        &target,
+        "--",
+        "sh",
+        "-c",
+        write,
+    ]));
+    assert_eq!(said, "refused\n");
+}
+
 #[test]
 fn podman_containers_are_found_without_naming_the_engine() {
     let c = PodmanContainer::probe("auto", &[]);
