@@ -155,7 +155,11 @@ fn follow_guarded(enterer: i32) -> Result<(ChildEnd, Option<i32>, Option<ChildEn
                 sys::trace_continue(enterer, 0)?;
             }
             // The enterer became the launcher.
-            sys::Traced::Execed(pid) if pid == enterer => sys::trace_continue(enterer, 0)?,
+            sys::Traced::Execed(pid) if pid == enterer => {
+                if let Err(e) = sys::trace_continue(pid, 0) {
+                    tracing::debug!(pid, error = %e, "traced process vanished");
+                }
+            }
             sys::Traced::Execed(pid) => {
                 // It runs the container's own program now; dlx keeps holding the
                 // trace, and takes every process it starts, so that nobody else can
