@@ -608,8 +608,8 @@ fn examine_pinned(resolved: &Resolved, host: &HostFacts) -> Result<PinFacts, Str
     };
     let differs = |kind| ns_of(&pinned.namespaces, kind) != ns_of(&own, kind);
     let userns_uid_map = differs(NsKind::User).then(|| {
-        sys::read_at(pinned.proc_dir.as_fd(), "uid_map", 64 * 1024)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        pinned
+            .id_map("uid_map")
             .unwrap_or_else(|e| format!("unreadable: {e}"))
     });
     let shell = SHELLS.iter().find(|path| {

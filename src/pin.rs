@@ -28,15 +28,11 @@ pub struct Pinned {
     pub namespaces: Vec<(NsKind, NsId)>,
     /// The container's bounding, effective and permitted sets.
     pub caps: CapSets,
-    /// Its real uid, gid and groups as the host sees them.
+    /// Its real uid, gid and groups as the host sees them (see
+    /// [`Pinned::ids_in_own_user_ns`]).
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
-    /// The same as its own user namespace sees them, through its `uid_map` and
-    /// `gid_map` (equal to the above when it shares the host's).
-    pub ns_uid: u32,
-    pub ns_gid: u32,
-    pub ns_groups: Vec<u32>,
     pub cgroups: Vec<Membership>,
     pub rlimits: Vec<Rlimit>,
     /// The LSM label the target runs under, when an LSM confines it.
@@ -133,12 +129,6 @@ pub fn pin(pid: i32, expect: Expect<'_>) -> Result<Pinned, PinError> {
         effective: status.capeff,
         permitted: status.capprm,
     };
-    let map = |name| {
-        sys::read_at(dir, name, 64 * 1024)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|e| sys_err(pid, e))
-    };
-    let (uid_map, gid_map) = (map("uid_map")?, map("gid_map")?);
     let rlimits = read_limits(dir, pid)?;
     let lsm = read_lsm(dir);
     let root = sys::open_root(dir).map_err(|e| sys_err(pid, e))?;
@@ -164,13 +154,6 @@ pub fn pin(pid: i32, expect: Expect<'_>) -> Result<Pinned, PinError> {
         uid: status.ruid,
         gid: status.rgid,
         groups: status.groups.clone(),
-        ns_uid: id_in_ns(&uid_map, status.ruid),
-        ns_gid: id_in_ns(&gid_map, status.rgid),
-        ns_groups: status
-            .groups
-            .iter()
-            .map(|g| id_in_ns(&gid_map, *g))
-            .collect(),
         cgroups,
         rlimits,
         lsm,
@@ -178,6 +161,24 @@ pub fn pin(pid: i32, expect: Expect<'_>) -> Result<Pinned, PinError> {
 }
 
 impl Pinned {
+    /// Its `uid_map` or `gid_map` (`name`): lines of `inside outside count`.
+    pub fn id_map(&self, name: &str) -> Result<String, SysError> {
+        sys::read_at(self.proc_dir.as_fd(), name, 64 * 1024)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Its real uid, gid and groups as its own user namespace numbers them (the
+    /// host's when it shares the host's).
+    pub fn ids_in_own_user_ns(&self) -> Result<(u32, u32, Vec<u32>), PinError> {
+        let map = |name| self.id_map(name).map_err(|e| sys_err(self.pid, e));
+        let (uid_map, gid_map) = (map("uid_map")?, map("gid_map")?);
+        Ok((
+            id_in_ns(&uid_map, self.uid),
+            id_in_ns(&gid_map, self.gid),
+            self.groups.iter().map(|g| id_in_ns(&gid_map, *g)).collect(),
+        ))
+    }
+
     /// Re-check, just before entering, that the pinned process has not exited.
     pub fn still_alive(&self) -> Result<(), PinError> {
         match sys::pidfd_alive(self.pidfd.as_fd()) {

@@ -514,15 +514,23 @@ fn identity_of(
     let text = |b: &Option<Vec<u8>>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
     let (passwd, group) = (text(&passwd), text(&group));
     let container = resolved.container.as_ref();
-    let spec = match (&settings.user, container) {
+    let (spec, bare_groups) = match (&settings.user, container) {
         // Host tools run as the operator.
-        _ if settings.host_tools => format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
-        (Some(u), _) => u.clone(),
-        (None, Some(c)) => c.user.clone(),
-        // A bare process: run as it runs, as its own user namespace (when joined)
-        // numbers it.
-        (None, None) if joins_user => format!("{}:{}", pinned.ns_uid, pinned.ns_gid),
-        (None, None) => format!("{}:{}", pinned.uid, pinned.gid),
+        _ if settings.host_tools => (
+            format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
+            None,
+        ),
+        (Some(u), _) => (u.clone(), None),
+        (None, Some(c)) => (c.user.clone(), None),
+        // A bare process: run as it runs, numbered as its own user namespace numbers
+        // it when the session joins that.
+        (None, None) => {
+            let (uid, gid, groups) = match joins_user {
+                true => pinned.ids_in_own_user_ns()?,
+                false => (pinned.uid, pinned.gid, pinned.groups.clone()),
+            };
+            (format!("{uid}:{gid}"), Some(groups))
+        }
     };
     let group_add = container.map(|c| c.group_add.clone()).unwrap_or_default();
     let user = identity::resolve(&spec, passwd.as_deref(), group.as_deref(), &group_add)
@@ -532,11 +540,8 @@ fn identity_of(
         groups = nix::unistd::getgroups()
             .map(|g| g.iter().map(|g| g.as_raw()).collect())
             .unwrap_or_default();
-    } else if settings.user.is_none() && container.is_none() {
-        groups = match joins_user {
-            true => pinned.ns_groups.clone(),
-            false => pinned.groups.clone(),
-        };
+    } else if let Some(bare) = bare_groups {
+        groups = bare;
     }
     Ok((
         Ids {

@@ -239,9 +239,9 @@ fn enter_steps(plan: &Plan, sys: &dyn Sys) -> Result<std::convert::Infallible, F
     sys.set_parent_death_signal()
         .map_err(at(Step::ParentDeathSignal))?;
 
-    // Host-side work first, while our mount namespace, procfs and cgroupfs are still
-    // the host's: the cgroup descriptors and /proc/thread-self refer to host
-    // objects, and after the user namespace join we would lack the privilege.
+    // Host-side work first, while our mount namespace and cgroupfs are still the
+    // host's: the cgroup descriptors refer to host objects, and after the user
+    // namespace join we would lack the privilege.
     for file in &plan.cgroup_files {
         sys.join_cgroup(file.as_fd()).map_err(at(Step::Cgroup))?;
     }

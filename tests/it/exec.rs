@@ -657,7 +657,8 @@ pub fn attacks(log: &str) -> Vec<(String, String, String)> {
 
 /// A container init with CAP_SYS_PTRACE attacks every process that appears in its
 /// PID namespace. Against dlx sessions: no executable can be opened for writing
-/// (dlx's is a read-only mount, the command's is busy), no host environment is read,
+/// (before its exec the command process runs dlx's launcher, from a sealed memfd;
+/// after, the command's own binary is busy), no host environment is read,
 /// no attach succeeds at any time, and the only descriptors to steal are pipes. The same watcher against plain
 /// `nsenter -t PID -p` (host binary, host environment, host root) shows the attacks
 /// are real.
