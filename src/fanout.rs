@@ -1,15 +1,17 @@
 //! Fan-out: one command in many containers at once (`dlx exec --filter … -- CMD`).
 //!
-//! The engine lists the matching running containers (to a child process, which
-//! passes back their IDs, names and images); then each container's session runs in
-//! its own child process, forked from the protected dlx that found the toolbox, asks
-//! the engine about its own container and goes through the whole privileged
-//! sequence, pinned and audited, exactly as a single one does, without starting dlx
-//! or finding the toolbox again. No session holds what the engine said about another
-//! container: each is a copy of that dlx, and so is its command until it execs. At most
-//! [`parallelism`] run at a time. Their output lines are prefixed `name | ` (stdout
-//! to stdout, stderr to stderr); the exit status is the worst of them, and one
-//! summary line per container closes the run on stderr.
+//! One child process talks to the engine for the whole run: it lists the matching
+//! running containers, passes back their IDs, names and images, then answers each
+//! session about its own container (sessions that ask at the same time are answered
+//! at the same time, each on a connection of its own). Each container's session runs
+//! in its own child process, forked from the protected dlx that found the toolbox,
+//! and goes through the whole privileged sequence, pinned and audited, exactly as a
+//! single one does, without starting dlx or finding the toolbox again. No session
+//! holds what the engine said about another container: the relaying dlx never hears
+//! it, and each session is a copy of that dlx. At most [`parallelism`] run at a
+//! time. Their output lines are prefixed `name | ` (stdout to stdout, stderr to
+//! stderr); the exit status is the worst of them, and one summary line per container
+//! closes the run on stderr.
 
 use std::ffi::{OsStr, OsString};
 use std::time::Duration;

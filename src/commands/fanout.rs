@@ -1,12 +1,12 @@
 //! `dlx exec --filter … | --all -- CMD`: one protected dlx has a child list the
-//! matching containers and finds the toolbox once, then forks one session per
-//! container (bounded), which asks the engine about its own container and enters it,
-//! and relays their prefixed output, forwarding the signals sent to it. See
-//! `crate::fanout` for the pieces.
+//! matching containers (the inspector, which then answers each session about its own
+//! container on the same connection) and finds the toolbox once, then forks one
+//! session per container (bounded), which enters it, and relays their prefixed
+//! output, forwarding the signals sent to it. See `crate::fanout` for the pieces.
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -20,14 +20,16 @@ use nix::unistd::Pid;
 use super::exec;
 use crate::audit;
 use crate::cli::ExecArgs;
-use crate::engine::{self, ContainerSummary, Docker, Engine, EngineError, EngineKind, Selection};
+use crate::engine::{
+    self, ContainerInfo, ContainerSummary, Docker, Engine, EngineError, EngineKind, Selection,
+};
 use crate::exit::ExitStatus;
 use crate::fanout::{self, Ended, FanoutError, FanoutSettings, Prefixer};
 use crate::ns::NsKind;
 use crate::output;
 use crate::settings::{ExecSettings, TargetSpec};
 use crate::sys::{self, Fork, LinuxSys, Sys};
-use crate::target::{self, Resolved, Via};
+use crate::target::{self, Via};
 use crate::toolbox::{self, Toolbox};
 
 pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
@@ -42,8 +44,8 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     exec::protect()?;
     let kind = engine_kind(&settings)?;
     exec::ensure_single_threaded()?;
-    let listed = match list_apart(kind, &fan, &settings)? {
-        Ok(listed) => listed,
+    let (listed, inspector) = match Inspector::start(kind, &fan, &settings)? {
+        Ok(started) => started,
         Err(status) => return Ok(status),
     };
     if listed.is_empty() {
@@ -89,7 +91,7 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
             let mut session = settings.clone();
             session.target = TargetSpec::Container(container.id.clone());
             running.push(start(
-                &session, kind, container, &toolbox, &host, next_index, escape,
+                &session, &inspector, container, &toolbox, &host, next_index, escape,
             )?);
             next_index += 1;
         }
@@ -152,6 +154,8 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
         }
     }
 
+    drop(inspector);
+
     // Containers never started (a signal came first) are named too.
     let sig = interrupted.unwrap_or(libc::SIGTERM);
     for container in targets {
@@ -195,65 +199,187 @@ fn connect(kind: EngineKind, settings: &ExecSettings) -> Result<Docker, EngineEr
     engine::docker_api(kind == EngineKind::Podman, &settings.endpoints)
 }
 
-/// The matching containers, listed by a child process of this one, which alone
-/// hears the engine's answer and passes back each container's ID, name and image.
-/// The answer in full (every container's command line, labels, mounts) never enters
-/// this process, of which every session is a copy, and so is each session's command
-/// until it execs. `Err`: the child failed (and said why) or was killed, and dlx
-/// ends with that status.
-fn list_apart(
+/// The child that talks to the engine for the whole fan-out: it lists the matching
+/// containers, passes back their IDs, names and images, then answers each session
+/// about its own container (the session sends the ID and a pipe, which gets the
+/// answer and is closed). What the engine says in full (every container's
+/// environment, command line, labels) stays in the inspector and the one session it
+/// concerns: never in this process, of which every session is a copy. Dropping it
+/// closes the request socket, on which the inspector ends, and reaps it.
+struct Inspector {
+    pid: i32,
+    /// The engine it talks to.
+    kind: EngineKind,
+    /// Where sessions send their requests (never read here); None once closed.
+    requests: Option<OwnedFd>,
+}
+
+/// The longest request: a container ID as listed.
+const REQUEST_MAX: usize = 256;
+
+impl Inspector {
+    /// Fork the inspector and read its listing. `Err`: it failed (and said why) or
+    /// was killed, and dlx ends with that status.
+    fn start(
+        kind: EngineKind,
+        fan: &FanoutSettings,
+        settings: &ExecSettings,
+    ) -> Result<Result<(Vec<ContainerSummary>, Inspector), ExitStatus>> {
+        let (list_r, list_w) = sys::pipe()?;
+        let (requests, served) = sys::packet_pair()?;
+        let pid = match sys::fork_single_threaded()? {
+            Fork::Child => {
+                drop((list_r, requests));
+                sys::exit_now(inspect_all(kind, fan, settings, list_w, served).into())
+            }
+            Fork::Parent(pid) => pid,
+        };
+        drop((list_w, served));
+        let inspector = Inspector {
+            pid,
+            kind,
+            requests: Some(requests),
+        };
+        let mut bytes = Vec::new();
+        let read = std::fs::File::from(list_r).read_to_end(&mut bytes);
+        if bytes.is_empty() {
+            // No listing: the inspector failed (and said why) or was killed.
+            let mut inspector = inspector;
+            return Ok(Err(match inspector.end() {
+                Some(WaitStatus::Signaled(_, sig, _)) => ExitStatus::signaled(sig as i32),
+                _ => ExitStatus::Error,
+            }));
+        }
+        read.context("cannot read the list of containers")?;
+        let listed =
+            serde_json::from_slice(&bytes).context("cannot read the list of containers")?;
+        Ok(Ok((listed, inspector)))
+    }
+
+    /// In a session's process: what the engine says about `container`. The
+    /// session's copy of the request socket is closed on the way, so a session can
+    /// ask about its own container only.
+    fn ask(requests: OwnedFd, container: &ContainerSummary) -> Result<ContainerInfo> {
+        let (answer_r, answer_w) = sys::pipe()?;
+        sys::send_with_fd(requests.as_fd(), container.id.as_bytes(), answer_w.as_fd())
+            .context("cannot reach dlx's inspector")?;
+        drop((answer_w, requests));
+        let mut bytes = Vec::new();
+        std::fs::File::from(answer_r)
+            .read_to_end(&mut bytes)
+            .context("cannot read the inspector's answer")?;
+        let answer: Result<ContainerInfo, String> = serde_json::from_slice(&bytes)
+            .with_context(|| format!("dlx's inspector gave no answer about {}", container.name))?;
+        answer.map_err(anyhow::Error::msg)
+    }
+
+    /// A copy of the request socket, for a session.
+    fn requests(&self) -> Result<OwnedFd> {
+        let requests = self
+            .requests
+            .as_ref()
+            .context("dlx's inspector has ended")?;
+        Ok(requests.try_clone()?)
+    }
+
+    /// Close the request socket, on which the inspector ends, and reap it (once).
+    fn end(&mut self) -> Option<WaitStatus> {
+        drop(self.requests.take()?);
+        waitpid(Pid::from_raw(self.pid), None).ok()
+    }
+}
+
+impl Drop for Inspector {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// The inspector's life: list through one connection, pass the listing back on
+/// `list`, then answer requests on `served` until every session's copy of the other
+/// end is closed. Returns its exit status.
+fn inspect_all(
     kind: EngineKind,
     fan: &FanoutSettings,
     settings: &ExecSettings,
-) -> Result<Result<Vec<ContainerSummary>, ExitStatus>> {
-    let (list_r, list_w) = sys::pipe()?;
-    let pid = match sys::fork_single_threaded()? {
-        Fork::Child => {
-            drop(list_r);
-            let listed = connect(kind, settings)
-                .and_then(|engine| engine.list(&fan.filters))
-                .map_err(anyhow::Error::from)
-                .and_then(|list| Ok(serde_json::to_vec(&list)?));
-            let code = match listed {
-                Ok(bytes) => match sys::write_all(list_w.as_fd(), &bytes) {
-                    Ok(()) => 0,
-                    Err(_) => ExitStatus::Error.code(),
-                },
-                Err(e) => {
-                    output::error(&e);
-                    ExitStatus::Error.code()
-                }
-            };
-            sys::exit_now(code.into())
+    list: OwnedFd,
+    served: OwnedFd,
+) -> u8 {
+    let listed = connect(kind, settings).and_then(|engine| {
+        let list = engine.list(&fan.filters)?;
+        Ok((engine, list))
+    });
+    let (engine, listed) = match listed {
+        Ok(found) => found,
+        Err(e) => {
+            output::error(&anyhow::Error::from(e));
+            return ExitStatus::Error.code();
         }
-        Fork::Parent(pid) => pid,
     };
-    drop(list_w);
-    let mut bytes = Vec::new();
-    let read = std::fs::File::from(list_r).read_to_end(&mut bytes);
-    match waitpid(Pid::from_raw(pid), None) {
-        Ok(WaitStatus::Exited(_, 0)) => {}
-        Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Err(ExitStatus::signaled(sig as i32))),
-        _ => return Ok(Err(ExitStatus::Error)),
+    let Ok(bytes) = serde_json::to_vec(&listed) else {
+        return ExitStatus::Error.code();
+    };
+    if sys::write_all(list.as_fd(), &bytes).is_err() {
+        return ExitStatus::Error.code();
     }
-    read.context("cannot read the list of containers")?;
-    Ok(Ok(
-        serde_json::from_slice(&bytes).context("cannot read the list of containers")?
-    ))
-}
-
-/// In a session's own process, through its own connection (closed before entering):
-/// what the engine says about one container, its environment above all, reaches that
-/// container's session alone.
-fn inspect(
-    kind: EngineKind,
-    settings: &ExecSettings,
-    container: &ContainerSummary,
-) -> Result<Resolved> {
-    // The listing has just had an answer: no ping first.
-    let engine = connect(kind, settings)?.known_to_answer();
-    let info = engine.inspect(&container.id)?;
-    Ok(target::runnable(info, Via::Engine(kind), &container.id)?)
+    drop(list);
+    // Requests come in bursts (every session starting at once asks at once): each
+    // burst is answered together, on as many connections as it has requests.
+    if sys::set_nonblocking(served.as_fd(), true).is_err() {
+        return ExitStatus::Error.code();
+    }
+    let mut request = [0u8; REQUEST_MAX];
+    loop {
+        let mut fds = [PollFd::new(served.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return ExitStatus::Error.code(),
+        }
+        let mut burst: Vec<(String, OwnedFd)> = Vec::new();
+        let mut closed = false;
+        loop {
+            match sys::recv_with_fd(served.as_fd(), &mut request) {
+                Ok(Some((len, Some(answer)))) => burst.push((
+                    String::from_utf8_lossy(&request[..len]).into_owned(),
+                    answer,
+                )),
+                Ok(None) => {
+                    closed = true;
+                    break;
+                }
+                Err(e) if e.errno == Errno::EAGAIN => break,
+                // A malformed request (no pipe, too long) gets nothing.
+                Ok(Some((_, None))) => continue,
+                Err(e) if e.errno == Errno::EMSGSIZE => continue,
+                Err(_) => return ExitStatus::Error.code(),
+            }
+        }
+        // Only what it listed: the listing is what the operator's filters chose.
+        let listed_ids: Vec<bool> = burst
+            .iter()
+            .map(|(id, _)| listed.iter().any(|c| &c.id == id))
+            .collect();
+        let ids: Vec<&str> = burst
+            .iter()
+            .zip(&listed_ids)
+            .filter(|(_, &known)| known)
+            .map(|((id, _), _)| id.as_str())
+            .collect();
+        let mut found = engine.inspect_many(&ids).into_iter();
+        for ((id, answer), known) in burst.iter().zip(listed_ids) {
+            let result = match known.then(|| found.next()).flatten() {
+                Some(result) => result.map_err(|e| e.to_string()),
+                None => Err(format!("container {id} was not listed")),
+            };
+            if let Ok(bytes) = serde_json::to_vec(&result) {
+                // A session that went away meanwhile (EPIPE) is no concern of ours.
+                let _ = sys::write_all(answer.as_fd(), &bytes);
+            }
+        }
+        if closed {
+            return 0;
+        }
+    }
 }
 
 /// One running session: its process, and its stdout and stderr until they end.
@@ -281,7 +407,7 @@ impl Running {
 /// stderr are terminals, where the lines show their control characters escaped.
 fn start(
     settings: &ExecSettings,
-    kind: EngineKind,
+    inspector: &Inspector,
     container: ContainerSummary,
     toolbox: &Option<Toolbox>,
     host: &exec::Host,
@@ -293,13 +419,14 @@ fn start(
     let null: OwnedFd = std::fs::File::open("/dev/null")
         .context("cannot open /dev/null")?
         .into();
+    let requests = inspector.requests()?;
     let started = Instant::now();
     match sys::fork_single_threaded()? {
         Fork::Child => {
             drop((out_r, err_r));
             session(
                 settings,
-                kind,
+                (inspector.kind, requests),
                 &container,
                 toolbox,
                 host,
@@ -320,17 +447,19 @@ fn start(
     }
 }
 
-/// The forked child: one container's whole `dlx exec`, from asking the engine about
-/// it to the end, audited, then its exit.
+/// The forked child: one container's whole `dlx exec`, from asking the inspector
+/// about it to the end, audited, then its exit.
 fn session(
     settings: &ExecSettings,
-    kind: EngineKind,
+    (kind, requests): (EngineKind, OwnedFd),
     container: &ContainerSummary,
     toolbox: &Option<Toolbox>,
     host: &exec::Host,
     stdio: [OwnedFd; 3],
 ) -> ! {
-    use std::os::fd::AsRawFd;
+    // What the engine says of this container (the session's copy of the request
+    // socket is closed on the way).
+    let info = Inspector::ask(requests, container);
     // Only these three descriptors: nothing of the other sessions.
     let raw = [
         stdio[0].as_raw_fd(),
@@ -342,7 +471,8 @@ fn session(
     }
     std::mem::forget(stdio); // closed already, by number
     let mut audit = audit::Session::begin(&settings.audit_log, &container.id, &settings.command);
-    let result = inspect(kind, settings, container)
+    let result = info
+        .and_then(|info| Ok(target::runnable(info, Via::Engine(kind), &container.id)?))
         .and_then(|r| exec::enter(settings, r, &mut audit, &|| Ok(toolbox.clone()), host));
     audit.finish(&result);
     let status = result.unwrap_or_else(|e| {

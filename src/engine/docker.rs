@@ -181,6 +181,53 @@ impl Docker {
 
     /// Containers whose ID starts with `prefix` or whose name is `prefix`, for the
     /// error that says why `prefix` did not resolve.
+    /// What the engine says about each of `ids` (as a listing gives them), asked all
+    /// at once: the client opens as many connections as there are requests waiting.
+    /// The engine must have answered already (a listing).
+    pub fn inspect_many(&self, ids: &[&str]) -> Vec<Result<ContainerInfo, EngineError>> {
+        let asks = ids.iter().map(|id| async move {
+            let ask = self
+                .client
+                .inspect_container(id, None::<InspectContainerOptions>);
+            match tokio::time::timeout(REQUEST_TIMEOUT, ask).await {
+                Err(_) => Err(CallError::Timeout),
+                Ok(found) => found.map_err(CallError::Bollard),
+            }
+        });
+        let found = self.runtime.block_on(futures_util::future::join_all(asks));
+        ids.iter()
+            .zip(found)
+            .map(|(id, found)| self.inspected(id, found))
+            .collect()
+    }
+
+    /// The engine's answer about `target`, or the error it means (an ambiguous
+    /// prefix, a container that does not exist, …).
+    fn inspected(
+        &self,
+        target: &str,
+        found: Result<bollard::models::ContainerInspectResponse, CallError>,
+    ) -> Result<ContainerInfo, EngineError> {
+        let resp = match found {
+            Ok(resp) => resp,
+            Err(CallError::Bollard(bollard::errors::Error::DockerResponseServerError { status_code, message }))
+                // Docker 20.10 answers an ambiguous prefix with a 500.
+                if status_code != 401 && status_code != 403 =>
+            {
+                let candidates = self.candidates(target)?;
+                return Err(if candidates.len() > 1 {
+                    EngineError::Ambiguous { prefix: target.to_string(), candidates }
+                } else if status_code == 404 {
+                    EngineError::NotFound { target: target.to_string() }
+                } else {
+                    EngineError::Api { op: "inspect container", target: target.to_string(), status: status_code, message }
+                });
+            }
+            Err(e) => return Err(self.engine_error("inspect container", target, e)),
+        };
+        Ok(info_of(resp))
+    }
+
     fn candidates(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
         let options = ListContainersOptionsBuilder::new().all(true).build();
         let list = self
@@ -277,24 +324,7 @@ impl Engine for Docker {
             self.client
                 .inspect_container(target, None::<InspectContainerOptions>),
         );
-        let resp = match found {
-            Ok(resp) => resp,
-            Err(CallError::Bollard(bollard::errors::Error::DockerResponseServerError { status_code, message }))
-                // Docker 20.10 answers an ambiguous prefix with a 500.
-                if status_code != 401 && status_code != 403 =>
-            {
-                let candidates = self.candidates(target)?;
-                return Err(if candidates.len() > 1 {
-                    EngineError::Ambiguous { prefix: target.to_string(), candidates }
-                } else if status_code == 404 {
-                    EngineError::NotFound { target: target.to_string() }
-                } else {
-                    EngineError::Api { op: "inspect container", target: target.to_string(), status: status_code, message }
-                });
-            }
-            Err(e) => return Err(self.engine_error("inspect container", target, e)),
-        };
-        Ok(info_of(resp))
+        self.inspected(target, found)
     }
 
     fn list_running(&self) -> Result<Vec<ContainerInfo>, EngineError> {

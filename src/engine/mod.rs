@@ -114,7 +114,7 @@ pub fn docker_api(podman: bool, endpoints: &Endpoints) -> Result<Docker, EngineE
 }
 
 /// Where a container stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RunState {
     Running,
     Paused,
@@ -124,7 +124,7 @@ pub enum RunState {
 }
 
 /// What dlx needs to know about a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerInfo {
     /// Full ID (64 hex digits for Docker).
     pub id: String,

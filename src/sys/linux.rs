@@ -768,6 +768,77 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), SysError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SysError::new("pipe2", "", e))
 }
 
+/// A connected pair of sequenced-packet Unix sockets, close-on-exec: each message
+/// arrives whole and alone, so several processes may send on copies of one end.
+pub fn packet_pair() -> Result<(OwnedFd, OwnedFd), SysError> {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| SysError::new("socketpair", "", rx(e)))
+}
+
+/// Send `bytes` as one message on `socket`, with a copy of `fd` attached.
+pub fn send_with_fd(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fd: BorrowedFd<'_>,
+) -> Result<(), SysError> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    let iov = [std::io::IoSlice::new(bytes)];
+    loop {
+        match sendmsg(socket, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(SysError::new("sendmsg", "", rx(e))),
+            Ok(_) => return Ok(()),
+        }
+    }
+}
+
+/// One message from `socket` into `buf` (its length), and the one descriptor it
+/// carried, received close-on-exec; `None` once every sender is gone. A message
+/// that did not fit `buf`, or that carried more than one descriptor, is refused
+/// (EMSGSIZE); its descriptors are closed.
+pub fn recv_with_fd(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<Option<(usize, Option<OwnedFd>)>, SysError> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let got = loop {
+        match recvmsg(socket, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(SysError::new("recvmsg", "", rx(e))),
+            Ok(got) => break got,
+        }
+    };
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = message {
+            fds.extend(rights);
+        }
+    }
+    let cut = got
+        .flags
+        .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC);
+    if cut || fds.len() > 1 {
+        return Err(SysError::new("recvmsg", "", Errno::EMSGSIZE));
+    }
+    if got.bytes == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((got.bytes, fds.pop())))
+}
+
 /// Write all of `buf` to `fd`, retrying on EINTR.
 pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<(), Errno> {
     while !buf.is_empty() {
@@ -1370,6 +1441,35 @@ pub fn service_traced(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A message and its descriptor arrive together and whole; a message too long
+    /// for the buffer is refused rather than cut; every sender gone reads as the end.
+    #[test]
+    fn packet_pair_carries_one_descriptor_per_whole_message() {
+        let (a, b) = packet_pair().unwrap();
+        let (pipe_r, pipe_w) = pipe().unwrap();
+        send_with_fd(a.as_fd(), b"abc", pipe_w.as_fd()).unwrap();
+        send_with_fd(a.as_fd(), &[7u8; 64], pipe_w.as_fd()).unwrap();
+        drop(pipe_w);
+        let mut buf = [0u8; 16];
+        let (len, fd) = recv_with_fd(b.as_fd(), &mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..len], b"abc");
+        // The received copy is the pipe's write end: what goes in comes out.
+        let fd = fd.unwrap();
+        write_all(fd.as_fd(), b"x").unwrap();
+        let mut got = [0u8; 1];
+        assert_eq!(read_some(pipe_r.as_fd(), &mut got), Ok(1));
+        assert_eq!(&got, b"x");
+        let close_on_exec = rustix::io::fcntl_getfd(&fd).unwrap();
+        assert!(close_on_exec.contains(rustix::io::FdFlags::CLOEXEC));
+        // 64 bytes into 16: refused, and its descriptor closed.
+        let err = recv_with_fd(b.as_fd(), &mut buf).unwrap_err();
+        assert_eq!(err.errno, Errno::EMSGSIZE);
+        drop((a, fd));
+        assert!(recv_with_fd(b.as_fd(), &mut buf).unwrap().is_none());
+        // Every write end is closed now (ours and the refused message's copy).
+        assert_eq!(read_some(pipe_r.as_fd(), &mut got), Ok(0));
+    }
 
     /// Run a classic BPF program of loads, equality jumps and returns over a
     /// `seccomp_data` of (nr, arch, args[0]).
