@@ -179,8 +179,6 @@ impl Docker {
         }
     }
 
-    /// Containers whose ID starts with `prefix` or whose name is `prefix`, for the
-    /// error that says why `prefix` did not resolve.
     /// What the engine says about each of `ids` (as a listing gives them), asked all
     /// at once: the client opens as many connections as there are requests waiting.
     /// The engine must have answered already (a listing).
@@ -228,6 +226,8 @@ impl Docker {
         Ok(info_of(resp))
     }
 
+    /// Containers whose ID starts with `prefix` or whose name is `prefix`, for the
+    /// error that says why `prefix` did not resolve.
     fn candidates(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
         let options = ListContainersOptionsBuilder::new().all(true).build();
         let list = self
