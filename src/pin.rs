@@ -202,7 +202,6 @@ pub fn own_namespaces() -> Result<Vec<(NsKind, NsId)>, SysError> {
         .collect())
 }
 
-/// The limits of `/proc/<pid>/limits`, as setrlimit arguments.
 /// The id that host id `id` is inside a user namespace whose `uid_map` or `gid_map`
 /// is `map` (lines of `inside outside count`); the overflow id 65534 when unmapped,
 /// as the kernel shows it.
@@ -217,6 +216,7 @@ fn id_in_ns(map: &str, id: u32) -> u32 {
         .unwrap_or(65534)
 }
 
+/// The limits of `/proc/<pid>/limits`, as setrlimit arguments.
 fn read_limits(dir: std::os::fd::BorrowedFd<'_>, pid: i32) -> Result<Vec<Rlimit>, PinError> {
     let raw = sys::read_at(dir, "limits", 16 * 1024).map_err(|e| sys_err(pid, e))?;
     Ok(parse_limits(&String::from_utf8_lossy(&raw)))

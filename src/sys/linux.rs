@@ -1027,14 +1027,14 @@ pub fn cached_program(dir: &Path, name: &str, bytes: &[u8]) -> Result<OwnedFd, S
         std::fs::rename(&tmp, &path).map_err(|e| fail("rename", e))?;
     }
     let clone = super::view::clone_read_only(&path)?;
-    let through = format!("/proc/self/fd/{}", clone.as_raw_fd());
-    let seen = read_file(&through, bytes.len() as u64 + 1)?;
+    let what = path.display().to_string();
+    let seen = read_limited(
+        reopen(clone.as_fd(), OFlags::RDONLY, &what)?,
+        bytes.len() as u64 + 1,
+        &what,
+    )?;
     if seen != bytes {
-        return Err(SysError::new(
-            "verify",
-            path.display().to_string(),
-            Errno::EBADMSG,
-        ));
+        return Err(SysError::new("verify", what, Errno::EBADMSG));
     }
     Ok(clone)
 }
