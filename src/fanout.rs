@@ -1,9 +1,9 @@
 //! Fan-out: one command in many containers at once (`dlx exec --filter … -- CMD`).
 //!
 //! One child process talks to the engine for the whole run: it lists the matching
-//! running containers, passes back their IDs, names and images, then answers each
-//! session about its own container (sessions that ask at the same time are answered
-//! at the same time, each on a connection of its own). Each container's session runs
+//! running containers, passes back their IDs, names and images, then asks the engine
+//! about each of them, ahead of the sessions and a few at a time (see [`Prefetch`]),
+//! and answers each session about its own container. Each container's session runs
 //! in its own child process, forked from the protected dlx that found the toolbox,
 //! and goes through the whole privileged sequence, pinned and audited, exactly as a
 //! single one does, without starting dlx or finding the toolbox again. No session
@@ -13,6 +13,7 @@
 //! stderr); the exit status is the worst of them, and one summary line per container
 //! closes the run on stderr.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
@@ -245,6 +246,109 @@ pub fn summary(ended: &[Ended]) -> Vec<String> {
         .collect()
 }
 
+/// How many containers the inspector asks the engine about at once.
+pub const PREFETCH: usize = 8;
+
+/// How many answers no session has asked for yet the inspector holds at most.
+pub const PREFETCH_AHEAD: usize = 64;
+
+/// The inspector's book of what the engine said: which listed containers to ask
+/// about next, and which sessions can have their answer. Every listed container is
+/// asked about ahead of its session's request, in listing order (the order the
+/// sessions start in), those a session already waits for first; so a session rarely
+/// waits for the engine. At most `ahead` answers wait for their session; each goes
+/// to the first session that asks for it and is then forgotten. `H` is where an
+/// answer goes (a session's pipe).
+pub struct Prefetch<T, H> {
+    /// Listed and not asked about yet, in listing order.
+    unfetched: VecDeque<String>,
+    listed: HashSet<String>,
+    /// Answers no session has asked for yet.
+    known: HashMap<String, Result<T, String>>,
+    /// Requests whose answer is not known yet.
+    waiting: Vec<(String, H)>,
+    ahead: usize,
+}
+
+impl<T, H> Prefetch<T, H> {
+    pub fn new(listed: impl IntoIterator<Item = String>, ahead: usize) -> Prefetch<T, H> {
+        let unfetched: VecDeque<String> = listed.into_iter().collect();
+        Prefetch {
+            listed: unfetched.iter().cloned().collect(),
+            unfetched,
+            known: HashMap::new(),
+            waiting: Vec::new(),
+            ahead,
+        }
+    }
+
+    /// A session asks about container `id`; the answer goes to `to`.
+    pub fn ask(&mut self, id: String, to: H) {
+        self.waiting.push((id, to));
+    }
+
+    /// The next containers to ask the engine about, at most `max`: those sessions
+    /// wait for, then the next in listing order while there is room ahead. Each is
+    /// given out once.
+    pub fn next(&mut self, max: usize) -> Vec<String> {
+        let mut chunk = Vec::new();
+        for (id, _) in &self.waiting {
+            if chunk.len() == max {
+                return chunk;
+            }
+            if let Some(at) = self.unfetched.iter().position(|u| u == id) {
+                chunk.extend(self.unfetched.remove(at));
+            }
+        }
+        while chunk.len() < max && self.known.len() + chunk.len() < self.ahead {
+            let Some(id) = self.unfetched.pop_front() else {
+                break;
+            };
+            chunk.push(id);
+        }
+        chunk
+    }
+
+    /// What the engine said about `id`.
+    pub fn fetched(&mut self, id: String, answer: Result<T, String>) {
+        self.known.insert(id, answer);
+    }
+
+    /// The requests that can be answered now, with their answers: the engine's, or
+    /// a refusal for a container that was not listed or was asked about before.
+    pub fn answerable(&mut self) -> Vec<(H, Result<T, String>)> {
+        let mut ready = Vec::new();
+        let mut k = 0;
+        while k < self.waiting.len() {
+            let id = self.waiting[k].0.as_str();
+            let answer = if let Some(found) = self.known.remove(id) {
+                found
+            } else if !self.listed.contains(id) {
+                Err(format!("container {id} was not listed"))
+            } else if self.unfetched.iter().any(|u| u == id) {
+                k += 1;
+                continue;
+            } else {
+                Err(format!("container {id} was asked about before"))
+            };
+            let (_, to) = self.waiting.remove(k);
+            ready.push((to, answer));
+        }
+        ready
+    }
+
+    /// Whether no session waits for an answer.
+    pub fn nobody_waits(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Whether there is anything to ask the engine or to answer: a session waits,
+    /// or a container is still to be asked about and there is room ahead.
+    pub fn has_work(&self) -> bool {
+        !self.waiting.is_empty() || (!self.unfetched.is_empty() && self.known.len() < self.ahead)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,5 +549,73 @@ mod tests {
                 "web-3   exit 1   9 ms"
             ]
         );
+    }
+
+    fn book(ids: &[&str], ahead: usize) -> Prefetch<u32, char> {
+        Prefetch::new(ids.iter().map(|s| s.to_string()), ahead)
+    }
+
+    #[test]
+    fn prefetch_asks_in_listing_order_a_waited_for_container_first() {
+        let mut b = book(&["a", "b", "c", "d"], 8);
+        assert_eq!(b.next(2), ["a", "b"]);
+        b.ask("d".into(), 'x');
+        assert_eq!(b.next(2), ["d", "c"]);
+        assert!(b.next(2).is_empty());
+    }
+
+    #[test]
+    fn prefetch_answers_once_each_and_only_what_was_listed() {
+        let mut b = book(&["a", "b"], 8);
+        b.ask("b".into(), 'x');
+        b.ask("z".into(), 'y');
+        // "b" is not fetched yet: only the stranger's refusal is ready.
+        let ready = b.answerable();
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].0, 'y');
+        assert!(ready[0].1.as_ref().unwrap_err().contains("not listed"));
+        assert!(!b.nobody_waits());
+        assert_eq!(b.next(1), ["b"]);
+        b.fetched("b".into(), Ok(2));
+        assert_eq!(b.answerable(), [('x', Ok(2))]);
+        assert!(b.nobody_waits());
+        // An answer is given once: asking again is refused, not answered again.
+        b.ask("b".into(), 'w');
+        let again = b.answerable();
+        assert!(again[0]
+            .1
+            .as_ref()
+            .unwrap_err()
+            .contains("asked about before"));
+        // An answer nobody asked for yet waits for its session.
+        assert_eq!(b.next(1), ["a"]);
+        b.fetched("a".into(), Err("gone".into()));
+        assert!(b.answerable().is_empty());
+        b.ask("a".into(), 'v');
+        assert_eq!(b.answerable(), [('v', Err("gone".to_string()))]);
+    }
+
+    #[test]
+    fn prefetch_holds_at_most_ahead_unasked_answers() {
+        let mut b = book(&["a", "b", "c", "d"], 2);
+        assert!(b.has_work());
+        let first = b.next(8);
+        assert_eq!(first, ["a", "b"]);
+        for id in first {
+            b.fetched(id, Ok(1));
+        }
+        // Two answers wait for their sessions: nothing more is asked for now.
+        assert!(!b.has_work());
+        assert!(b.next(8).is_empty());
+        // A session waiting for a container not asked about yet is served anyway.
+        b.ask("d".into(), 'x');
+        assert!(b.has_work());
+        assert_eq!(b.next(8), ["d"]);
+        b.fetched("d".into(), Ok(4));
+        assert_eq!(b.answerable(), [('x', Ok(4))]);
+        // Once a held answer is taken, there is room for the next.
+        b.ask("a".into(), 'y');
+        assert_eq!(b.answerable(), [('y', Ok(1))]);
+        assert_eq!(b.next(8), ["c"]);
     }
 }

@@ -1,12 +1,12 @@
 //! `dlx exec --filter … | --all -- CMD`: one protected dlx has a child list the
-//! matching containers (the inspector, which then answers each session about its own
-//! container on the same connection) and finds the toolbox once, then forks one
-//! session per container (bounded), which enters it, and relays their prefixed
-//! output, forwarding the signals sent to it. See `crate::fanout` for the pieces.
+//! matching containers (the inspector, which then asks the engine about each and
+//! answers each session about its own container) and finds the toolbox once, then
+//! forks one session per container (bounded), which enters it, and relays their
+//! prefixed output, forwarding the signals sent to it. See `crate::fanout` for the pieces.
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -24,7 +24,7 @@ use crate::engine::{
     self, ContainerInfo, ContainerSummary, Docker, Engine, EngineError, EngineKind, Selection,
 };
 use crate::exit::ExitStatus;
-use crate::fanout::{self, Ended, FanoutError, FanoutSettings, Prefixer};
+use crate::fanout::{self, Ended, FanoutError, FanoutSettings, Prefetch, Prefixer};
 use crate::ns::NsKind;
 use crate::output;
 use crate::settings::{ExecSettings, TargetSpec};
@@ -200,9 +200,10 @@ fn connect(kind: EngineKind, settings: &ExecSettings) -> Result<Docker, EngineEr
 }
 
 /// The child that talks to the engine for the whole fan-out: it lists the matching
-/// containers, passes back their IDs, names and images, then answers each session
-/// about its own container (the session sends the ID and a pipe, which gets the
-/// answer and is closed). What the engine says in full (every container's
+/// containers, passes back their IDs, names and images, then asks the engine about
+/// each of them, ahead of the sessions, and answers each session about its own
+/// container (the session sends the ID and a pipe, which gets the answer and is
+/// closed). What the engine says in full (every container's
 /// environment, command line, labels) stays in the inspector and the one session it
 /// concerns: never in this process, of which every session is a copy. Dropping it
 /// closes the request socket, on which the inspector ends, and reaps it.
@@ -296,8 +297,9 @@ impl Drop for Inspector {
 }
 
 /// The inspector's life: list through one connection, pass the listing back on
-/// `list`, then answer requests on `served` until every session's copy of the other
-/// end is closed. Returns its exit status.
+/// `list`, then ask the engine about every listed container and answer the sessions'
+/// requests on `served`, until every session's copy of the other end is closed.
+/// Returns its exit status.
 fn inspect_all(
     kind: EngineKind,
     fan: &FanoutSettings,
@@ -323,61 +325,71 @@ fn inspect_all(
         return ExitStatus::Error.code();
     }
     drop(list);
-    // Requests come in bursts (every session starting at once asks at once): each
-    // burst is answered together, on as many connections as it has requests.
+    // Every listed container is asked about ahead of its session's request (see
+    // `Prefetch`), a chunk at a time, each chunk on as many connections as it has
+    // containers; requests are taken between chunks, and waited for only when there
+    // is nothing to ask or answer.
     if sys::set_nonblocking(served.as_fd(), true).is_err() {
         return ExitStatus::Error.code();
     }
-    let mut request = [0u8; REQUEST_MAX];
+    let mut book = Prefetch::new(listed.iter().map(|c| c.id.clone()), fanout::PREFETCH_AHEAD);
+    let mut open = true;
     loop {
-        let mut fds = [PollFd::new(served.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => return ExitStatus::Error.code(),
-        }
-        let mut burst: Vec<(String, OwnedFd)> = Vec::new();
-        let mut closed = false;
-        loop {
-            match sys::recv_with_fd(served.as_fd(), &mut request) {
-                Ok(Some((len, Some(answer)))) => burst.push((
-                    String::from_utf8_lossy(&request[..len]).into_owned(),
-                    answer,
-                )),
-                Ok(None) => {
-                    closed = true;
-                    break;
-                }
-                Err(e) if e.errno == Errno::EAGAIN => break,
-                // A malformed request (no pipe, too long) gets nothing.
-                Ok(Some((_, None))) => continue,
-                Err(e) if e.errno == Errno::EMSGSIZE => continue,
+        if open {
+            let wait = !book.has_work();
+            match take_requests(served.as_fd(), &mut book, wait) {
+                Ok(still_open) => open = still_open,
                 Err(_) => return ExitStatus::Error.code(),
             }
         }
-        // Only what it listed: the listing is what the operator's filters chose.
-        let listed_ids: Vec<bool> = burst
-            .iter()
-            .map(|(id, _)| listed.iter().any(|c| &c.id == id))
-            .collect();
-        let ids: Vec<&str> = burst
-            .iter()
-            .zip(&listed_ids)
-            .filter(|(_, &known)| known)
-            .map(|((id, _), _)| id.as_str())
-            .collect();
-        let mut found = engine.inspect_many(&ids).into_iter();
-        for ((id, answer), known) in burst.iter().zip(listed_ids) {
-            let result = match known.then(|| found.next()).flatten() {
-                Some(result) => result.map_err(|e| e.to_string()),
-                None => Err(format!("container {id} was not listed")),
-            };
+        // Every session has asked (and gone): nothing more to do.
+        if !open && book.nobody_waits() {
+            return 0;
+        }
+        let chunk = book.next(fanout::PREFETCH);
+        if !chunk.is_empty() {
+            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            for (id, found) in chunk.iter().zip(engine.inspect_many(&ids)) {
+                book.fetched(id.clone(), found.map_err(|e| e.to_string()));
+            }
+        }
+        for (answer, result) in book.answerable() {
             if let Ok(bytes) = serde_json::to_vec(&result) {
                 // A session that went away meanwhile (EPIPE) is no concern of ours.
                 let _ = sys::write_all(answer.as_fd(), &bytes);
             }
         }
-        if closed {
-            return 0;
+    }
+}
+
+/// Take the requests the sessions have sent (each a container ID with the pipe for
+/// its answer) into `book`; with `wait`, wait for one first. False once every
+/// sender has closed its end.
+fn take_requests(
+    served: BorrowedFd<'_>,
+    book: &mut Prefetch<ContainerInfo, OwnedFd>,
+    wait: bool,
+) -> Result<bool, sys::SysError> {
+    if wait {
+        let mut fds = [PollFd::new(served, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(sys::SysError::new("poll", "inspector", e)),
+        }
+    }
+    let mut request = [0u8; REQUEST_MAX];
+    loop {
+        match sys::recv_with_fd(served, &mut request) {
+            Ok(Some((len, Some(answer)))) => book.ask(
+                String::from_utf8_lossy(&request[..len]).into_owned(),
+                answer,
+            ),
+            Ok(None) => return Ok(false),
+            Err(e) if e.errno == Errno::EAGAIN => return Ok(true),
+            // A malformed request (no pipe, too long) gets nothing.
+            Ok(Some((_, None))) => continue,
+            Err(e) if e.errno == Errno::EMSGSIZE => continue,
+            Err(e) => return Err(e),
         }
     }
 }
