@@ -1,17 +1,17 @@
 //! Fan-out: one command in many containers at once (`dlx exec --filter … -- CMD`).
 //!
 //! One child process talks to the engine for the whole run: it lists the matching
-//! running containers, passes back their IDs, names and images, then asks the engine
-//! about each of them, ahead of the sessions and a few at a time (see [`Prefetch`]),
-//! and answers each session about its own container. Each container's session runs
-//! in its own child process, forked from the protected dlx that found the toolbox,
-//! and goes through the whole privileged sequence, pinned and audited, exactly as a
-//! single one does, without starting dlx or finding the toolbox again. No session
-//! holds what the engine said about another container: the relaying dlx never hears
-//! it, and each session is a copy of that dlx. At most [`parallelism`] run at a
-//! time. Their output lines are prefixed `name | ` (stdout to stdout, stderr to
-//! stderr); the exit status is the worst of them, and one summary line per container
-//! closes the run on stderr.
+//! running containers, passes back their IDs, names and images, then asks the
+//! engine about each of them, ahead of the sessions and as many at a time as
+//! sessions run (see [`Prefetch`]), and answers each session about its own
+//! container. Each container's session runs in its own child process, forked from
+//! the protected dlx that found the toolbox, and goes through the whole privileged
+//! sequence, pinned and audited, exactly as a single one does, without starting dlx
+//! or finding the toolbox again. No session holds what the engine said about
+//! another container: the relaying dlx never hears it, and each session is a copy
+//! of that dlx. At most [`parallelism`] run at a time. Their output lines are
+//! prefixed `name | ` (stdout to stdout, stderr to stderr); the exit status is the
+//! worst of them, and one summary line per container closes the run on stderr.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
@@ -245,12 +245,6 @@ pub fn summary(ended: &[Ended]) -> Vec<String> {
         })
         .collect()
 }
-
-/// How many containers the inspector asks the engine about at once.
-pub const PREFETCH: usize = 8;
-
-/// How many answers no session has asked for yet the inspector holds at most.
-pub const PREFETCH_AHEAD: usize = 64;
 
 /// The inspector's book of what the engine said: which listed containers to ask
 /// about next, and which sessions can have their answer. Every listed container is

@@ -332,7 +332,10 @@ fn inspect_all(
     if sys::set_nonblocking(served.as_fd(), true).is_err() {
         return ExitStatus::Error.code();
     }
-    let mut book = Prefetch::new(listed.iter().map(|c| c.id.clone()), fanout::PREFETCH_AHEAD);
+    // As many at a time as sessions run at once, and at most the next two waves'
+    // answers held for sessions yet to ask.
+    let chunk_size = fanout::parallelism();
+    let mut book = Prefetch::new(listed.iter().map(|c| c.id.clone()), 2 * chunk_size);
     let mut open = true;
     loop {
         if open {
@@ -346,7 +349,7 @@ fn inspect_all(
         if !open && book.nobody_waits() {
             return 0;
         }
-        let chunk = book.next(fanout::PREFETCH);
+        let chunk = book.next(chunk_size);
         if !chunk.is_empty() {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
             for (id, found) in chunk.iter().zip(engine.inspect_many(&ids)) {

@@ -611,7 +611,8 @@ fn usage_errors_exit_125_not_2() {
 // ---- a hostile container ----
 
 /// Parse the watcher's log into (attack, outcome, rest) lines about newcomers.
-/// No attack of the watcher got anywhere: no executable opened for writing, no host
+/// No attack of the watcher got anywhere: no executable written to (a sealed launcher
+/// memfd may be opened for writing once its exec has ended, but not written), no host
 /// environment read, no attach (dlx traces every session process from birth to
 /// death: nobody else can), and no descriptor but a pipe (or a file of the
 /// read-only toolbox) stolen.
