@@ -2,7 +2,8 @@
 //! matching containers (the inspector, which then asks the engine about each and
 //! answers each session about its own container) and finds the toolbox once, then
 //! forks one session per container (bounded), which enters it, and relays their
-//! prefixed output, forwarding the signals sent to it. See `crate::fanout` for the pieces.
+//! prefixed output, forwarding the signals sent to it. See `crate::fanout` for the
+//! pieces.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -203,10 +204,10 @@ fn connect(kind: EngineKind, settings: &ExecSettings) -> Result<Docker, EngineEr
 /// containers, passes back their IDs, names and images, then asks the engine about
 /// each of them, ahead of the sessions, and answers each session about its own
 /// container (the session sends the ID and a pipe, which gets the answer and is
-/// closed). What the engine says in full (every container's
-/// environment, command line, labels) stays in the inspector and the one session it
-/// concerns: never in this process, of which every session is a copy. Dropping it
-/// closes the request socket, on which the inspector ends, and reaps it.
+/// closed). What the engine says in full (every container's environment, command
+/// line, labels) stays in the inspector and the one session it concerns: never in
+/// this process, of which every session is a copy. Dropping it closes the request
+/// socket, on which the inspector ends, and reaps it.
 struct Inspector {
     pid: i32,
     /// The engine it talks to.

@@ -112,13 +112,6 @@ impl Docker {
         })
     }
 
-    /// The same connection, without the ping before its first request: for a caller
-    /// that has just seen the engine answer (a fan-out's sessions, after its listing).
-    pub fn known_to_answer(self) -> Docker {
-        self.answered.set(true);
-        self
-    }
-
     /// Which engine this is.
     pub fn kind(&self) -> EngineKind {
         self.kind
