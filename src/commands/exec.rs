@@ -53,12 +53,16 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     result
 }
 
-/// What every session reads the same of dlx's own side: its cgroup mounts, its own
-/// cgroups and namespaces. A fan-out reads them once for all its sessions.
+/// What every session has the same of dlx's own side: its cgroup mounts, its own
+/// cgroups and namespaces, and the launcher. A fan-out prepares them once for all
+/// its sessions.
 pub(super) struct Host {
     mounts: Vec<cgroup::Mount>,
     own_cgroups: Vec<cgroup::Membership>,
     own_ns: Vec<(NsKind, ns::NsId)>,
+    /// The launcher every session's enterer execs (see [`launcher`]): sealed, so
+    /// one copy serves them all.
+    pub(super) launcher: OwnedFd,
 }
 
 impl Host {
@@ -69,6 +73,7 @@ impl Host {
             mounts: cgroup::mounts(&String::from_utf8_lossy(&mountinfo)),
             own_cgroups: cgroup::parse(&String::from_utf8_lossy(&own_cgroups)),
             own_ns: pin::own_namespaces()?,
+            launcher: launcher().context("cannot prepare dlx's launcher")?,
         })
     }
 }
@@ -286,7 +291,7 @@ pub(super) fn enter(
         ids,
         caps,
         workdir: CString::new(workdir.clone())?,
-        launcher: launcher().context("cannot prepare dlx's launcher")?,
+        launcher: host.launcher.try_clone()?,
         launcher_argv: launch::launcher_argv(
             settings.tty,
             label.as_ref().map(|(attr, label)| (*attr, label.as_str())),

@@ -6,7 +6,6 @@
 //! pieces.
 
 use std::collections::VecDeque;
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
@@ -219,6 +218,10 @@ struct Inspector {
 /// The longest request: a container ID as listed.
 const REQUEST_MAX: usize = 256;
 
+/// The longest listing or answer read from the inspector (a truncated one fails to
+/// parse).
+const ANSWER_MAX: u64 = 64 << 20;
+
 impl Inspector {
     /// Fork the inspector and read its listing. `Err`: it failed (and said why) or
     /// was killed, and dlx ends with that status.
@@ -242,17 +245,17 @@ impl Inspector {
             kind,
             requests: Some(requests),
         };
-        let mut bytes = Vec::new();
-        let read = std::fs::File::from(list_r).read_to_end(&mut bytes);
-        if bytes.is_empty() {
+        let bytes = match sys::read_limited(list_r, ANSWER_MAX, "the list of containers") {
+            Ok(bytes) if !bytes.is_empty() => bytes,
             // No listing: the inspector failed (and said why) or was killed.
-            let mut inspector = inspector;
-            return Ok(Err(match inspector.end() {
-                Some(WaitStatus::Signaled(_, sig, _)) => ExitStatus::signaled(sig as i32),
-                _ => ExitStatus::Error,
-            }));
-        }
-        read.context("cannot read the list of containers")?;
+            _ => {
+                let mut inspector = inspector;
+                return Ok(Err(match inspector.end() {
+                    Some(WaitStatus::Signaled(_, sig, _)) => ExitStatus::signaled(sig as i32),
+                    _ => ExitStatus::Error,
+                }));
+            }
+        };
         let listed =
             serde_json::from_slice(&bytes).context("cannot read the list of containers")?;
         Ok(Ok((listed, inspector)))
@@ -266,10 +269,7 @@ impl Inspector {
         sys::send_with_fd(requests.as_fd(), container.id.as_bytes(), answer_w.as_fd())
             .context("cannot reach dlx's inspector")?;
         drop((answer_w, requests));
-        let mut bytes = Vec::new();
-        std::fs::File::from(answer_r)
-            .read_to_end(&mut bytes)
-            .context("cannot read the inspector's answer")?;
+        let bytes = sys::read_limited(answer_r, ANSWER_MAX, "the inspector's answer")?;
         let answer: Result<ContainerInfo, String> = serde_json::from_slice(&bytes)
             .with_context(|| format!("dlx's inspector gave no answer about {}", container.name))?;
         answer.map_err(anyhow::Error::msg)
@@ -476,13 +476,15 @@ fn session(
     // What the engine says of this container (the session's copy of the request
     // socket is closed on the way).
     let info = Inspector::ask(requests, container);
-    // Only these three descriptors: nothing of the other sessions.
+    // Only these three descriptors and the launcher: nothing of the other sessions.
     let raw = [
         stdio[0].as_raw_fd(),
         stdio[1].as_raw_fd(),
         stdio[2].as_raw_fd(),
     ];
-    if LinuxSys.install_stdio(raw).is_err() || sys::close_range_from(3).is_err() {
+    if LinuxSys.install_stdio(raw).is_err()
+        || sys::close_range_from_except(3, &[host.launcher.as_fd()]).is_err()
+    {
         sys::exit_now(ExitStatus::Error.code().into());
     }
     std::mem::forget(stdio); // closed already, by number

@@ -34,6 +34,9 @@ const API_VERSION: ClientVersion = ClientVersion {
 /// How long one engine request may take before dlx gives up on the engine.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many containers `list_running` asks the engine about at once.
+const INSPECT_AT_ONCE: usize = 16;
+
 /// A connection to a Docker-API engine (Docker or Podman).
 pub struct Docker {
     client: bollard::Docker,
@@ -176,20 +179,28 @@ impl Docker {
     /// at once: the client opens as many connections as there are requests waiting.
     /// The engine must have answered already (a listing).
     pub fn inspect_many(&self, ids: &[&str]) -> Vec<Result<ContainerInfo, EngineError>> {
+        ids.iter()
+            .zip(self.ask_each(ids))
+            .map(|(id, found)| self.inspected(id, found))
+            .collect()
+    }
+
+    /// The engine's raw answer about each of `ids`, all asked at once (each on a
+    /// connection of its own).
+    fn ask_each<S: AsRef<str>>(
+        &self,
+        ids: &[S],
+    ) -> Vec<Result<bollard::models::ContainerInspectResponse, CallError>> {
         let asks = ids.iter().map(|id| async move {
             let ask = self
                 .client
-                .inspect_container(id, None::<InspectContainerOptions>);
+                .inspect_container(id.as_ref(), None::<InspectContainerOptions>);
             match tokio::time::timeout(REQUEST_TIMEOUT, ask).await {
                 Err(_) => Err(CallError::Timeout),
                 Ok(found) => found.map_err(CallError::Bollard),
             }
         });
-        let found = self.runtime.block_on(futures_util::future::join_all(asks));
-        ids.iter()
-            .zip(found)
-            .map(|(id, found)| self.inspected(id, found))
-            .collect()
+        self.runtime.block_on(futures_util::future::join_all(asks))
     }
 
     /// The engine's answer about `target`, or the error it means (an ambiguous
@@ -326,20 +337,22 @@ impl Engine for Docker {
         let list = self
             .call(self.client.list_containers(Some(options)))
             .map_err(|e| self.engine_error("list", "running containers", e))?;
+        let ids: Vec<String> = list.into_iter().filter_map(|summary| summary.id).collect();
         let mut out = Vec::new();
-        for summary in list {
-            let Some(id) = summary.id else { continue };
-            match self.call(
-                self.client
-                    .inspect_container(&id, None::<InspectContainerOptions>),
-            ) {
-                Ok(resp) => out.push(info_of(resp)),
-                // Gone between the list and the inspect.
-                Err(CallError::Bollard(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404,
-                    ..
-                })) => {}
-                Err(e) => return Err(self.engine_error("inspect container", &id, e)),
+        // A few at a time, not one after another (each is a round trip the engine
+        // can answer beside the others), nor all at once (a connection each).
+        for chunk in ids.chunks(INSPECT_AT_ONCE) {
+            for (id, found) in chunk.iter().zip(self.ask_each(chunk)) {
+                match found {
+                    Ok(resp) => out.push(info_of(resp)),
+                    // Gone between the list and the inspect.
+                    Err(CallError::Bollard(
+                        bollard::errors::Error::DockerResponseServerError {
+                            status_code: 404, ..
+                        },
+                    )) => {}
+                    Err(e) => return Err(self.engine_error("inspect container", id, e)),
+                }
             }
         }
         Ok(out)

@@ -368,19 +368,32 @@ pub fn fork_into_cgroup(cgroup: Option<BorrowedFd<'_>>) -> Result<(Fork, bool), 
 
 /// Close every descriptor from `first` up.
 pub fn close_range_from(first: RawFd) -> Result<(), SysError> {
-    // SAFETY: close_range only closes descriptors; callers own every descriptor at
-    // or above `first` and hold no Rust object that would use one afterwards.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first as libc::c_uint,
-            libc::c_uint::MAX,
-            0u32,
-        )
-    };
+    close_range_from_except(first, &[])
+}
+
+/// Close every descriptor from `first` up but those in `keep`.
+pub fn close_range_from_except(first: RawFd, keep: &[BorrowedFd<'_>]) -> Result<(), SysError> {
+    let mut kept: Vec<RawFd> = keep.iter().map(|fd| fd.as_raw_fd()).collect();
+    kept.sort_unstable();
+    let mut from = first as libc::c_uint;
+    for fd in kept.into_iter().filter(|&fd| fd >= first) {
+        let fd = fd as libc::c_uint;
+        if fd > from {
+            close_range(from, fd - 1)?;
+        }
+        from = fd + 1;
+    }
+    close_range(from, libc::c_uint::MAX)
+}
+
+/// Close the descriptors `first..=last`.
+fn close_range(first: libc::c_uint, last: libc::c_uint) -> Result<(), SysError> {
+    // SAFETY: close_range only closes descriptors; callers own every descriptor in
+    // the range and hold no Rust object that would use one afterwards.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
     Errno::result(rc)
         .map(drop)
-        .map_err(|e| SysError::new("close_range", format!("{first}.."), e))
+        .map_err(|e| SysError::new("close_range", format!("{first}..={last}"), e))
 }
 
 /// Leave the process the way a process entering a hostile namespace must be: not
@@ -479,6 +492,9 @@ pub fn open_host_proc() -> Result<OwnedFd, SysError> {
     .map_err(|e| SysError::new("open", "/proc", rx(e)))
 }
 
+/// What [`read_limited`] reads at first: the `/proc` files dlx reads fit.
+const READ_START: u64 = 8 << 10;
+
 /// Read a small file relative to `dir` (at most `limit` bytes).
 pub fn read_at(dir: BorrowedFd<'_>, name: &str, limit: u64) -> Result<Vec<u8>, SysError> {
     let fd = rustix::fs::openat(
@@ -491,9 +507,12 @@ pub fn read_at(dir: BorrowedFd<'_>, name: &str, limit: u64) -> Result<Vec<u8>, S
     read_limited(fd, limit, name)
 }
 
-/// Read at most `limit` bytes of `fd`; `what` names it in errors.
-fn read_limited(fd: OwnedFd, limit: u64, what: &str) -> Result<Vec<u8>, SysError> {
-    let mut buf = Vec::new();
+/// Read at most `limit` bytes of `fd`; `what` names it in errors. The buffer starts
+/// at a page or two, not empty: `/proc` files say they are empty (size 0), and
+/// `read_to_end` would then read them 32, 32, 64, ... bytes at a time (eight reads
+/// of a process's `status` instead of two).
+pub fn read_limited(fd: OwnedFd, limit: u64, what: &str) -> Result<Vec<u8>, SysError> {
+    let mut buf = Vec::with_capacity(limit.min(READ_START) as usize);
     std::fs::File::from(fd)
         .take(limit)
         .read_to_end(&mut buf)
@@ -1469,6 +1488,46 @@ mod tests {
         assert!(recv_with_fd(b.as_fd(), &mut buf).unwrap().is_none());
         // Every write end is closed now (ours and the refused message's copy).
         assert_eq!(read_some(pipe_r.as_fd(), &mut got), Ok(0));
+    }
+
+    /// Descriptors below the first and those kept stay open; every other one closes.
+    #[test]
+    fn close_range_from_except_keeps_what_it_is_told_to() {
+        let mut fds: Vec<OwnedFd> = (0..4)
+            .map(|_| std::fs::File::open("/dev/null").unwrap().into())
+            .collect();
+        fds.sort_by_key(|fd| fd.as_raw_fd());
+        let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+        let is_open = |fd: RawFd| {
+            // SAFETY: F_GETFD only reads the descriptor's flags.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            flags != -1
+        };
+        // In a child: closing descriptors of this (multithreaded) test process would
+        // pull them from under other tests.
+        let keep = [fds[2].as_fd()];
+        // SAFETY: the child makes only system calls (close_range, fcntl; the one
+        // allocation, of the kept descriptors, is small) and leaves by _exit.
+        let forked = unsafe { nix::unistd::fork() };
+        match forked.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let closed = close_range_from_except(raw[1], &keep);
+                let code = u8::from(closed.is_ok())
+                    | u8::from(is_open(raw[0])) << 1
+                    | u8::from(!is_open(raw[1])) << 2
+                    | u8::from(is_open(raw[2])) << 3
+                    | u8::from(!is_open(raw[3])) << 4;
+                // SAFETY: _exit ends the child at once, running nothing of the parent's.
+                unsafe { libc::_exit(code.into()) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0b11111));
+            }
+        }
+        // The parent's own descriptors are untouched.
+        assert!(raw.iter().all(|&fd| is_open(fd)));
+        fds.clear();
     }
 
     /// Run a classic BPF program of loads, equality jumps and returns over a
