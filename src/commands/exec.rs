@@ -53,9 +53,9 @@ pub fn run(args: ExecArgs) -> Result<ExitStatus> {
     result
 }
 
-/// What every session has the same of dlx's own side: its cgroup mounts, its own
-/// cgroups and namespaces, and the launcher. A fan-out prepares them once for all
-/// its sessions.
+/// What every session shares of dlx's own side: its cgroup mounts, its own cgroups
+/// and namespaces, and the launcher. A fan-out prepares them once for all its
+/// sessions.
 pub(super) struct Host {
     mounts: Vec<cgroup::Mount>,
     own_cgroups: Vec<cgroup::Membership>,
