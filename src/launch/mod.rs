@@ -743,6 +743,20 @@ mod tests {
     }
 
     #[test]
+    fn regression_cached_launcher_left_0500_by_the_umask_is_made_0555() {
+        // Written under dlx's umask 077 it was 0500: a session without capabilities,
+        // as a non-root user, could not execute it.
+        use std::os::unix::fs::PermissionsExt;
+        let cache = tempfile::tempdir().unwrap();
+        let path = cache.path().join("dlx-launcher-x");
+        std::fs::write(&path, LAUNCHER).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let _clone = crate::sys::cached_program(cache.path(), "dlx-launcher-x", LAUNCHER).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o555);
+    }
+
+    #[test]
     fn launcher_argv_is_laid_out_as_launcher_c_reads_it() {
         let argv = launcher_argv(
             true,

@@ -1022,12 +1022,21 @@ pub fn sealed_program(name: &str, bytes: &[u8]) -> Result<OwnedFd, SysError> {
 /// through a detached read-only clone of it, for hosts that refuse executable
 /// memfds (`vm.memfd_noexec=2`): nobody can open it for writing through the clone.
 /// What the clone shows is checked against `bytes`, so what runs is what dlx carries.
+///
+/// The mode is set, not left to the umask (dlx's own is 077): the launcher is
+/// executed by the session's user, without capabilities when the container has
+/// none, so it must be executable by anybody. A copy with another mode (earlier
+/// builds left theirs 0500, under dlx's umask) is written again.
 pub fn cached_program(dir: &Path, name: &str, bytes: &[u8]) -> Result<OwnedFd, SysError> {
     use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    const MODE: u32 = 0o555;
     let path = dir.join(name);
     let fail = |op, e: std::io::Error| SysError::new(op, path.display().to_string(), io_errno(&e));
-    if std::fs::read(&path).ok().as_deref() != Some(bytes) {
+    let usable = std::fs::symlink_metadata(&path)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o7777 == MODE)
+        && std::fs::read(&path).ok().as_deref() == Some(bytes);
+    if !usable {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -1038,10 +1047,12 @@ pub fn cached_program(dir: &Path, name: &str, bytes: &[u8]) -> Result<OwnedFd, S
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o555)
+            .mode(0o500)
             .open(&tmp)
             .map_err(|e| fail("create", e))?;
         file.write_all(bytes).map_err(|e| fail("write", e))?;
+        file.set_permissions(std::fs::Permissions::from_mode(MODE))
+            .map_err(|e| fail("chmod", e))?;
         drop(file);
         std::fs::rename(&tmp, &path).map_err(|e| fail("rename", e))?;
     }

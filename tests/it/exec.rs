@@ -416,6 +416,74 @@ fn pid_targets_enter_a_bare_process() {
     );
 }
 
+/// A host that refuses executable memfds (`vm.memfd_noexec=2`, Linux 6.3 and later)
+/// still gets sessions: the launcher then runs from a read-only clone of a copy in
+/// dlx's cache, executable by anybody. The setting belongs to a PID namespace, so it
+/// is made for real in one of this test's own, where a bare target with namespaces
+/// of its own is entered: a non-root one without capabilities, which can execute
+/// the launcher only through its mode (a copy left 0500 by dlx's umask failed).
+#[test]
+fn memfd_noexec_2_runs_the_launcher_from_the_cache() {
+    if !Path::new("/proc/sys/vm/memfd_noexec").exists() {
+        eprintln!("skipped: this kernel has no vm.memfd_noexec (Linux 6.3 and later)");
+        return;
+    }
+    // In a new PID namespace (torn down, target and all, when the script ends).
+    let script = r#"
+        if [ "$NOEXEC" = 1 ]; then echo 2 > /proc/sys/vm/memfd_noexec || exit 3; fi
+        unshare --uts --net setpriv --reuid 65532 --regid 65532 --clear-groups \
+            --inh-caps=-all --bounding-set=-all "$PROBE" sleep &
+        target=$!
+        i=0
+        while [ "$(readlink /proc/$target/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do
+            i=$((i + 1)); [ $i -lt 500 ] || exit 4; sleep 0.01
+        done
+        echo "memfd_noexec $(cat /proc/sys/vm/memfd_noexec)"
+        echo "target-uts $(stat -L -c %i /proc/$target/ns/uts)"
+        echo "target-net $(stat -L -c %i /proc/$target/ns/net)"
+        "$DLX" exec --toolbox none "pid:$target" -- "$PROBE" ns
+    "#;
+    let session = |noexec: bool, cache: &Path| {
+        let out = run_timeout(
+            Command::new("unshare")
+                .args(["--pid", "--fork", "--mount", "--mount-proc", "sh", "-c"])
+                .arg(script)
+                .env("NOEXEC", if noexec { "1" } else { "0" })
+                .env("PROBE", probe_binary())
+                .env("DLX", env!("CARGO_BIN_EXE_dlx"))
+                .env("DLX_CACHE_DIR", cache),
+            60,
+        );
+        let got = fields(&ok(&out));
+        assert_eq!(got["uts"], got["target-uts"], "{}", describe(&out));
+        assert_eq!(got["net"], got["target-net"], "{}", describe(&out));
+        got
+    };
+    let launchers = |cache: &Path| -> Vec<std::fs::Metadata> {
+        std::fs::read_dir(cache.join("bin"))
+            .map(|dir| {
+                dir.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("dlx-launcher-"))
+                    .map(|e| e.metadata().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let refused = tempfile::tempdir().unwrap();
+    assert_eq!(session(true, refused.path())["memfd_noexec"], "2");
+    let cached = launchers(refused.path());
+    assert_eq!(cached.len(), 1, "one cached launcher expected");
+    assert_eq!(cached[0].mode() & 0o7777, 0o555);
+    assert!(cached[0].len() > 0);
+
+    // The same session where memfds may be executable leaves no copy behind.
+    let allowed = tempfile::tempdir().unwrap();
+    if session(false, allowed.path())["memfd_noexec"] != "2" {
+        assert!(launchers(allowed.path()).is_empty());
+    }
+}
+
 #[test]
 fn session_keyring_is_not_the_hosts() {
     let c = Container::probe("keyring", &[]);
