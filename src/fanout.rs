@@ -18,7 +18,7 @@ use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 use crate::cli::ExecArgs;
-use crate::engine::Filter;
+use crate::engine::{EngineKind, Filter};
 
 /// What a fan-out runs, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +43,11 @@ pub enum FanoutError {
     NoCommand,
     #[error("--filter and --all take no TARGET\nhint: put the command after `--`, e.g. `dlx exec --filter label=app=web -- ls /`")]
     Target,
-    #[error("no running container matches {0}\nhint: `docker ps` lists the running containers (`docker ps --filter` takes the same filters)")]
-    NoMatch(String),
+    #[error("no running container of {engine} matches {selection}\nhint: `dlx ps` lists the running containers of every engine it can reach; --engine picks the engine")]
+    NoMatch {
+        engine: EngineKind,
+        selection: String,
+    },
 }
 
 impl FanoutSettings {

@@ -7,8 +7,8 @@ use clap::Args;
 #[command(next_help_heading = "Fan-out (instead of TARGET)")]
 pub struct FanoutArgs {
     /// Run CMD in every running container that matches: label=KEY[=VALUE], name=PART
-    /// or image=IMAGE, as `docker ps --filter` means them (repeatable); Docker's
-    /// containers, or Podman's with --engine podman
+    /// or image=IMAGE (repeatable: all must match); the containers of --engine, else
+    /// of the first engine that answers (Docker, Podman, containerd)
     #[arg(long, value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
 

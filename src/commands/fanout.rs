@@ -21,7 +21,7 @@ use super::exec;
 use crate::audit;
 use crate::cli::ExecArgs;
 use crate::engine::{
-    self, ContainerInfo, ContainerSummary, Docker, Engine, EngineError, EngineKind, Selection,
+    self, ContainerInfo, ContainerSummary, Engine, EngineError, EngineKind, Selection,
 };
 use crate::exit::ExitStatus;
 use crate::fanout::{self, Ended, FanoutError, FanoutSettings, Prefetch, Prefixer};
@@ -42,14 +42,18 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     let settings = ExecSettings::resolve(args, |k| std::env::var(k).ok())?;
 
     exec::protect()?;
-    let kind = engine_kind(&settings)?;
+    let kinds = engines(&settings)?;
     exec::ensure_single_threaded()?;
-    let (listed, inspector) = match Inspector::start(kind, &fan, &settings)? {
+    let (listed, inspector) = match Inspector::start(&kinds, &fan, &settings)? {
         Ok(started) => started,
         Err(status) => return Ok(status),
     };
     if listed.is_empty() {
-        return Err(FanoutError::NoMatch(fan.selection()).into());
+        return Err(FanoutError::NoMatch {
+            engine: inspector.kind,
+            selection: fan.selection(),
+        }
+        .into());
     }
     let mut targets = VecDeque::from(listed);
     tracing::info!(count = targets.len(), "fan-out");
@@ -180,23 +184,24 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     })
 }
 
-/// Which engine lists the containers and answers each session about its own:
-/// Docker (the default) or Podman's compatible API; the filters are the Docker API's.
-fn engine_kind(settings: &ExecSettings) -> Result<EngineKind, EngineError> {
+/// The engines that may list the containers, in the order they are tried: the one
+/// named, else every engine, the first that answers listing (and then answering each
+/// session about its own container). Without an engine there are no names or labels.
+fn engines(settings: &ExecSettings) -> Result<Vec<EngineKind>, EngineError> {
     match settings.engine {
-        Selection::Auto | Selection::Only(EngineKind::Docker) => Ok(EngineKind::Docker),
-        Selection::Only(EngineKind::Podman) => Ok(EngineKind::Podman),
-        Selection::Only(EngineKind::Containerd) | Selection::NoEngine => {
-            Err(EngineError::Unsupported {
-                what: "--filter and --all",
-            })
-        }
+        Selection::Auto => Ok(EngineKind::ALL.to_vec()),
+        Selection::Only(kind) => Ok(vec![kind]),
+        Selection::NoEngine => Err(EngineError::Unsupported {
+            what: "--filter and --all",
+        }),
     }
 }
 
-/// A connection of this process's own to the engine `kind` (Docker or Podman).
-fn connect(kind: EngineKind, settings: &ExecSettings) -> Result<Docker, EngineError> {
-    engine::docker_api(kind == EngineKind::Podman, &settings.endpoints)
+/// What the inspector hands back first: which engine answered, and the matches.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Listing {
+    engine: EngineKind,
+    containers: Vec<ContainerSummary>,
 }
 
 /// The child that talks to the engine for the whole fan-out: it lists the matching
@@ -223,10 +228,11 @@ const REQUEST_MAX: usize = 256;
 const ANSWER_MAX: u64 = 64 << 20;
 
 impl Inspector {
-    /// Fork the inspector and read its listing. `Err`: it failed (and said why) or
-    /// was killed, and dlx ends with that status.
+    /// Fork the inspector (which lists through the first of `kinds` that answers) and
+    /// read its listing. `Err`: it failed (and said why) or was killed, and dlx ends
+    /// with that status.
     fn start(
-        kind: EngineKind,
+        kinds: &[EngineKind],
         fan: &FanoutSettings,
         settings: &ExecSettings,
     ) -> Result<Result<(Vec<ContainerSummary>, Inspector), ExitStatus>> {
@@ -235,30 +241,31 @@ impl Inspector {
         let pid = match sys::fork_single_threaded()? {
             Fork::Child => {
                 drop((list_r, requests));
-                sys::exit_now(inspect_all(kind, fan, settings, list_w, served).into())
+                sys::exit_now(inspect_all(kinds, fan, settings, list_w, served).into())
             }
             Fork::Parent(pid) => pid,
         };
         drop((list_w, served));
-        let inspector = Inspector {
+        let mut inspector = Inspector {
             pid,
-            kind,
+            kind: kinds[0],
             requests: Some(requests),
         };
         let bytes = match sys::read_limited(list_r, ANSWER_MAX, "the list of containers") {
             Ok(bytes) if !bytes.is_empty() => bytes,
             // No listing: the inspector failed (and said why) or was killed.
             _ => {
-                let mut inspector = inspector;
                 return Ok(Err(match inspector.end() {
                     Some(WaitStatus::Signaled(_, sig, _)) => ExitStatus::signaled(sig as i32),
                     _ => ExitStatus::Error,
                 }));
             }
         };
-        let listed =
+        let listing: Listing =
             serde_json::from_slice(&bytes).context("cannot read the list of containers")?;
-        Ok(Ok((listed, inspector)))
+        inspector.kind = listing.engine;
+        tracing::debug!(engine = %listing.engine, "containers listed");
+        Ok(Ok((listing.containers, inspector)))
     }
 
     /// In a session's process: what the engine says about `container`. The
@@ -297,31 +304,28 @@ impl Drop for Inspector {
     }
 }
 
-/// The inspector's life: list through one connection, pass the listing back on
-/// `list`, then ask the engine about every listed container and answer the sessions'
-/// requests on `served`, until every session's copy of the other end is closed.
-/// Returns its exit status.
+/// The inspector's life: list through the first engine of `kinds` that answers,
+/// pass the listing back on `list`, then ask that engine about every listed
+/// container and answer the sessions' requests on `served`, until every session's
+/// copy of the other end is closed. Returns its exit status.
 fn inspect_all(
-    kind: EngineKind,
+    kinds: &[EngineKind],
     fan: &FanoutSettings,
     settings: &ExecSettings,
     list: OwnedFd,
     served: OwnedFd,
 ) -> u8 {
-    let listed = connect(kind, settings).and_then(|engine| {
-        let list = engine.list(&fan.filters)?;
-        Ok((engine, list))
-    });
-    let (engine, listed) = match listed {
+    let (engine, listing) = match list_first_answering(kinds, fan, settings) {
         Ok(found) => found,
         Err(e) => {
             output::error(&anyhow::Error::from(e));
             return ExitStatus::Error.code();
         }
     };
-    let Ok(bytes) = serde_json::to_vec(&listed) else {
+    let Ok(bytes) = serde_json::to_vec(&listing) else {
         return ExitStatus::Error.code();
     };
+    let listed = listing.containers;
     if sys::write_all(list.as_fd(), &bytes).is_err() {
         return ExitStatus::Error.code();
     }
@@ -353,7 +357,7 @@ fn inspect_all(
         let chunk = book.next(chunk_size);
         if !chunk.is_empty() {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            for (id, found) in chunk.iter().zip(engine.inspect_many(&ids)) {
+            for (id, found) in chunk.iter().zip(engine.inspect_each(&ids)) {
                 book.fetched(id.clone(), found.map_err(|e| e.to_string()));
             }
         }
@@ -364,6 +368,39 @@ fn inspect_all(
             }
         }
     }
+}
+
+/// The matches, listed by the first engine of `kinds` that answers, with that engine.
+/// An engine that does not answer is passed over while another may; any other
+/// error is the answer.
+fn list_first_answering(
+    kinds: &[EngineKind],
+    fan: &FanoutSettings,
+    settings: &ExecSettings,
+) -> Result<(Box<dyn Engine>, Listing), EngineError> {
+    let mut silent = None;
+    for &kind in kinds {
+        let listed = engine::connect(kind, &settings.endpoints).and_then(|engine| {
+            let containers = engine.list(&fan.filters)?;
+            Ok((
+                engine,
+                Listing {
+                    engine: kind,
+                    containers,
+                },
+            ))
+        });
+        match listed {
+            Err(e) if e.no_answer() && kinds.len() > 1 => {
+                tracing::debug!(engine = %kind, error = %e, "engine passed over");
+                silent.get_or_insert(e);
+            }
+            other => return other,
+        }
+    }
+    Err(silent.unwrap_or(EngineError::Unsupported {
+        what: "--filter and --all",
+    }))
 }
 
 /// Take the requests the sessions have sent (each a container ID with the pipe for

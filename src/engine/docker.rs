@@ -175,16 +175,6 @@ impl Docker {
         }
     }
 
-    /// What the engine says about each of `ids` (as a listing gives them), asked all
-    /// at once: the client opens as many connections as there are requests waiting.
-    /// The engine must have answered already (a listing).
-    pub fn inspect_many(&self, ids: &[&str]) -> Vec<Result<ContainerInfo, EngineError>> {
-        ids.iter()
-            .zip(self.ask_each(ids))
-            .map(|(id, found)| self.inspected(id, found))
-            .collect()
-    }
-
     /// The engine's raw answer about each of `ids`, all asked at once (each on a
     /// connection of its own).
     fn ask_each<S: AsRef<str>>(
@@ -356,6 +346,15 @@ impl Engine for Docker {
             }
         }
         Ok(out)
+    }
+
+    /// All asked at once: the client opens as many connections as there are requests
+    /// waiting. The engine must have answered already (a listing).
+    fn inspect_each(&self, ids: &[&str]) -> Vec<Result<ContainerInfo, EngineError>> {
+        ids.iter()
+            .zip(self.ask_each(ids))
+            .map(|(id, found)| self.inspected(id, found))
+            .collect()
     }
 
     fn list(&self, filters: &[Filter]) -> Result<Vec<ContainerSummary>, EngineError> {

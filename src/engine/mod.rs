@@ -24,7 +24,9 @@ pub use docker::Docker;
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The engines dlx speaks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     Docker,
@@ -149,7 +151,9 @@ pub struct ContainerInfo {
 /// An engine failure, named for the operation and the object.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("{what} needs the Docker API\nhint: pass --engine docker or --engine podman")]
+    #[error(
+        "{what} needs a container engine's API\nhint: pass --engine docker, podman or containerd"
+    )]
     Unsupported { what: &'static str },
     #[error("cannot reach the container engine at {host}: {reason}\nhint: start the engine (e.g. `systemctl start docker`), set DOCKER_HOST, pass --no-engine with the container ID, or name a host process as pid:N")]
     Unreachable { host: String, reason: String },
@@ -196,9 +200,10 @@ impl EngineError {
     }
 }
 
-/// One condition on the containers to list, with the engine's own meaning (Docker's
-/// `docker ps --filter`: `name` matches part of the name, `image` is an ancestor
-/// image, `label` is `KEY` or `KEY=VALUE`).
+/// One condition on the containers to list: `label` is `KEY` or `KEY=VALUE`, `name`
+/// matches part of the name. `image` is the Docker API's ancestor (the image or one
+/// built on it, by reference or ID); containerd knows a container's image reference
+/// only, so there it is that reference (`nginx` meaning `docker.io/library/nginx:latest`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
     Label(String),
@@ -223,11 +228,15 @@ pub trait Engine {
     /// Every running container.
     fn list_running(&self) -> Result<Vec<ContainerInfo>, EngineError>;
     /// The running containers matching every filter (all running ones when `filters`
-    /// is empty), sorted by name. Only the Docker API (Docker, Podman) knows labels
-    /// and ancestors; other engines refuse.
+    /// is empty), sorted by name; each ID as [`Engine::inspect`] takes it back.
     fn list(&self, _filters: &[Filter]) -> Result<Vec<ContainerSummary>, EngineError> {
         Err(EngineError::Unsupported {
             what: "selecting containers by filter",
         })
+    }
+    /// What the engine says about each of `ids` (as a listing gave them). One after
+    /// another unless the engine can be asked several things at once.
+    fn inspect_each(&self, ids: &[&str]) -> Vec<Result<ContainerInfo, EngineError>> {
+        ids.iter().map(|id| self.inspect(id)).collect()
     }
 }

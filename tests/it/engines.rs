@@ -407,8 +407,8 @@ fn podman_containers_are_found_without_naming_the_engine() {
 }
 
 /// Fan-out through Podman's compatible API: `--engine podman --filter` lists and
-/// enters Podman's containers (Docker's filters, Podman's answers); containerd has
-/// no such filters, and says so.
+/// enters Podman's containers (Docker's filters, Podman's answers); neither Docker
+/// nor containerd has them, and each says so.
 #[test]
 fn fan_out_through_podman() {
     let label = format!("dlx-it-fan-podman={}", std::process::id());
@@ -434,7 +434,7 @@ fn fan_out_through_podman() {
     ]);
     assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
     assert!(
-        stderr(&out).contains("no running container matches"),
+        stderr(&out).contains("no running container of docker matches"),
         "{}",
         describe(&out)
     );
@@ -449,7 +449,7 @@ fn fan_out_through_podman() {
     ]);
     assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
     assert!(
-        stderr(&out).contains("needs the Docker API"),
+        stderr(&out).contains("no running container of containerd matches"),
         "{}",
         describe(&out)
     );
@@ -603,10 +603,18 @@ struct CtrContainer {
 
 impl CtrContainer {
     fn run(tag: &str) -> CtrContainer {
+        CtrContainer::run_with(tag, &[])
+    }
+
+    /// With `ctr run` options (`--label`, `--env`, …).
+    fn run_with(tag: &str, opts: &[&str]) -> CtrContainer {
         let image = ctr_image();
         let seed = format!("{tag}-{}-{:?}", std::process::id(), Instant::now());
         let id = format!("{:016x}", fnv(seed.as_bytes())).repeat(4);
-        ctr(&["run", "-d", &image, &id]);
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&[&image, &id]);
+        ctr(&args);
         CtrContainer { id }
     }
 
@@ -670,6 +678,84 @@ fn ctr_runs_a_dlx_built_image_and_dlx_enters_it() {
         "0",
     ]);
     ok(&out);
+}
+
+/// Fan-out through containerd's own API: `--engine containerd --filter` selects by
+/// containerd's labels, names and image references, and each session gets its own
+/// container's OCI spec. Without `--engine` the first engine that answers (Docker)
+/// lists, and the message names it when nothing matches.
+#[test]
+fn fan_out_through_containerd() {
+    let tag = std::process::id();
+    let label = format!("dlx-it-fan-ctrd={tag}");
+    let named = |n: &str| format!("nerdctl/name=fan-{n}-{tag}");
+    let _a = CtrContainer::run_with(
+        "fan-a",
+        &["--label", &label, "--label", &named("a"), "--env", "WHO=a"],
+    );
+    let _b = CtrContainer::run_with(
+        "fan-b",
+        &["--label", &label, "--label", &named("b"), "--env", "WHO=b"],
+    );
+    let _c = CtrContainer::run_with("fan-c", &["--label", &named("c"), "--env", "WHO=c"]);
+    let filter = format!("label={label}");
+    let env = ok(&exec(&[
+        "--engine",
+        "containerd",
+        "--filter",
+        &filter,
+        "--",
+        "/probe",
+        "env",
+    ]));
+    for (who, listed) in [("a", true), ("b", true), ("c", false)] {
+        let line = format!("default/fan-{who}-{tag} | WHO={who}");
+        assert_eq!(env.lines().any(|l| l == line), listed, "{line}:\n{env}");
+    }
+    // Another container's environment never shows under a name.
+    assert!(
+        !env.contains(&format!("default/fan-a-{tag} | WHO=b")),
+        "{env}"
+    );
+
+    // By name and image reference: only c.
+    let image = ctr_image();
+    let out = exec(&[
+        "--engine",
+        "containerd",
+        "--filter",
+        &format!("name=fan-c-{tag}"),
+        "--filter",
+        &format!("image={image}"),
+        "--",
+        "/probe",
+        "id",
+    ]);
+    assert_eq!(
+        ok(&out),
+        format!("default/fan-c-{tag} | uid=65532 gid=65532 groups=65532\n")
+    );
+    let out = exec(&[
+        "--engine",
+        "containerd",
+        "--filter",
+        &format!("name=fan-c-{tag}"),
+        "--filter",
+        "image=docker.io/library/other:latest",
+        "--",
+        "/probe",
+        "id",
+    ]);
+    assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
+
+    // Docker answers first and has none of them.
+    let out = exec(&["--filter", &filter, "--", "/probe", "id"]);
+    assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("no running container of docker matches"),
+        "{}",
+        describe(&out)
+    );
 }
 
 // ---- no engine ----

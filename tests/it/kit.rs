@@ -372,8 +372,9 @@ fn fan_out_refuses_a_terminal_and_an_empty_selection() {
     );
     assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
     assert!(
-        stderr(&out)
-            .contains("no running container matches --filter label=dlx-it-nothing-has-this"),
+        stderr(&out).contains(
+            "no running container of docker matches --filter label=dlx-it-nothing-has-this"
+        ),
         "{}",
         describe(&out)
     );

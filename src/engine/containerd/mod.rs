@@ -25,7 +25,9 @@ use serde::Deserialize;
 
 use self::grpc::GrpcError;
 use self::proto::{Container, Process, Status};
-use super::{ContainerInfo, Engine, EngineError, RunState, ANSWER_TIMEOUT};
+use super::{
+    ContainerInfo, ContainerSummary, Engine, EngineError, Filter, RunState, ANSWER_TIMEOUT,
+};
 
 /// The sockets dlx looks for, in order.
 pub const SOCKETS: [&str; 2] = [
@@ -305,6 +307,37 @@ impl Engine for Containerd {
     }
 
     fn list_running(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        Ok(self
+            .running()?
+            .iter()
+            .map(|(ns, c, task)| describe(ns, c, Some(task)))
+            .collect())
+    }
+
+    /// Labels and names are matched here, on what containerd keeps of a container
+    /// (see [`selected`]); the IDs are `NAMESPACE/ID`, as [`Engine::inspect`] takes
+    /// them.
+    fn list(&self, filters: &[Filter]) -> Result<Vec<ContainerSummary>, EngineError> {
+        let mut found: Vec<ContainerSummary> = self
+            .running()?
+            .iter()
+            .map(|(ns, c, task)| (c, describe(ns, c, Some(task)), ns))
+            .filter(|(c, info, _)| selected(filters, c, &info.name))
+            .map(|(c, info, ns)| ContainerSummary {
+                id: format!("{ns}/{}", c.id),
+                name: info.name,
+                image: info.image,
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
+}
+
+impl Containerd {
+    /// Every container with a running task, with its namespace and task, on every
+    /// daemon that answers (an error when none does).
+    fn running(&self) -> Result<Vec<(String, Container, Process)>, EngineError> {
         let mut out = Vec::new();
         let mut silent = None;
         let mut reached = false;
@@ -324,7 +357,7 @@ impl Engine for Containerd {
                     proto::each(&answer, 1, Process::decode).map_err(|e| malformed(daemon, e))?;
                 for task in tasks.into_iter().filter(|t| t.status == Status::Running) {
                     match self.get_container(daemon, &ns, task.container()) {
-                        Ok(c) => out.push(describe(&ns, &c, Some(&task))),
+                        Ok(c) => out.push((ns.clone(), c, task)),
                         // Deleted between the two calls.
                         Err(EngineError::NotFound { .. }) => {}
                         Err(e) => return Err(e),
@@ -337,6 +370,52 @@ impl Engine for Containerd {
             _ => Ok(out),
         }
     }
+}
+
+/// Whether container `c`, named `name` (as [`describe`] names it), is one to list
+/// for `filters`: it passes them all, and it is not a Kubernetes pod sandbox (the
+/// pause container CRI starts for each pod, which holds the pod's namespaces and
+/// nothing to look at).
+fn selected(filters: &[Filter], c: &Container, name: &str) -> bool {
+    c.label(CRI_KIND) != Some("sandbox") && filters.iter().all(|f| matches(f, c, name))
+}
+
+/// The label CRI gives its containers: `sandbox` or `container`.
+const CRI_KIND: &str = "io.cri-containerd.kind";
+
+/// Whether container `c`, named `name` (as [`describe`] names it), passes `filter`.
+fn matches(filter: &Filter, c: &Container, name: &str) -> bool {
+    match filter {
+        Filter::Label(want) => match want.split_once('=') {
+            Some((key, value)) => c.label(key) == Some(value),
+            None => c.label(want).is_some(),
+        },
+        Filter::Name(part) => name.contains(part.as_str()),
+        Filter::Image(image) => {
+            !c.image.is_empty() && normalized_reference(&c.image) == normalized_reference(image)
+        }
+    }
+}
+
+/// An image reference in full, as containerd stores those pulled by name:
+/// `nginx` is `docker.io/library/nginx:latest`, `me/app:1` is
+/// `docker.io/me/app:1`; a reference with a registry, tag or digest keeps them.
+fn normalized_reference(reference: &str) -> String {
+    let (first, rest) = reference.split_once('/').unwrap_or(("", reference));
+    let has_registry = first.contains(['.', ':']) || first == "localhost";
+    let mut full = match (has_registry, first.is_empty()) {
+        (true, _) if first == "docker.io" && !rest.contains('/') => {
+            format!("docker.io/library/{rest}")
+        }
+        (true, _) => reference.to_string(),
+        (false, true) => format!("docker.io/library/{rest}"),
+        (false, false) => format!("docker.io/{reference}"),
+    };
+    let last = full.rsplit('/').next().unwrap_or_default();
+    if !last.contains([':', '@']) {
+        full.push_str(":latest");
+    }
+    full
 }
 
 /// The parts of the OCI runtime spec dlx reads.
@@ -468,6 +547,61 @@ mod tests {
             describe("k8s.io", &c, None).state,
             RunState::Stopped(_)
         ));
+    }
+
+    #[test]
+    fn filters_match_labels_names_and_image_references() {
+        let c = Container {
+            id: "4f3a".into(),
+            labels: vec![
+                ("app".into(), "web".into()),
+                ("io.kubernetes.container.name".into(), "web-1".into()),
+            ],
+            image: "docker.io/library/nginx:latest".into(),
+            ..Container::default()
+        };
+        let name = "k8s.io/web-1";
+        let yes = |f: Filter| assert!(matches(&f, &c, name), "{f:?}");
+        let no = |f: Filter| assert!(!matches(&f, &c, name), "{f:?}");
+        yes(Filter::Label("app".into()));
+        yes(Filter::Label("app=web".into()));
+        no(Filter::Label("app=we".into()));
+        no(Filter::Label("tier".into()));
+        yes(Filter::Name("web".into()));
+        yes(Filter::Name("k8s.io/web-1".into()));
+        no(Filter::Name("api".into()));
+        for image in ["nginx", "nginx:latest", "library/nginx", "docker.io/nginx"] {
+            yes(Filter::Image(image.into()));
+        }
+        no(Filter::Image("nginx:1".into()));
+        no(Filter::Image("quay.io/nginx".into()));
+        // No image recorded: no image filter matches.
+        let bare = Container {
+            image: String::new(),
+            ..c.clone()
+        };
+        assert!(!matches(&Filter::Image(String::new()), &bare, name));
+        // A pod's sandbox is never listed; its containers are.
+        let app = Filter::Label("app=web".into());
+        assert!(selected(std::slice::from_ref(&app), &c, name));
+        let mut sandbox = c.clone();
+        sandbox.labels.push((CRI_KIND.into(), "sandbox".into()));
+        assert!(!selected(&[], &sandbox, name));
+        assert!(!selected(&[app], &sandbox, name));
+    }
+
+    #[test]
+    fn image_references_are_completed_as_containerd_stores_them() {
+        for (given, full) in [
+            ("nginx", "docker.io/library/nginx:latest"),
+            ("me/app:1", "docker.io/me/app:1"),
+            ("localhost/app", "localhost/app:latest"),
+            ("registry:5000/team/app", "registry:5000/team/app:latest"),
+            ("ghcr.io/o/app@sha256:ab", "ghcr.io/o/app@sha256:ab"),
+            ("docker.io/busybox:1", "docker.io/library/busybox:1"),
+        ] {
+            assert_eq!(normalized_reference(given), full, "{given}");
+        }
     }
 
     #[test]
