@@ -43,11 +43,22 @@ pub enum FanoutError {
     NoCommand,
     #[error("--filter and --all take no TARGET\nhint: put the command after `--`, e.g. `dlx exec --filter label=app=web -- ls /`")]
     Target,
-    #[error("no running container of {engine} matches {selection}\nhint: `dlx ps` lists the running containers of every engine it can reach; --engine picks the engine")]
+    #[error("no running container of {} matches {selection}\nhint: `dlx ps` lists the running containers of every engine it can reach", either(.engines))]
     NoMatch {
-        engine: EngineKind,
+        /// The engines that answered.
+        engines: Vec<EngineKind>,
         selection: String,
     },
+}
+
+/// `docker`, `docker or containerd`, `docker, podman or containerd`.
+fn either(kinds: &[EngineKind]) -> String {
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    match names.split_last() {
+        None => "any engine".into(),
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
 }
 
 impl FanoutSettings {
@@ -349,6 +360,23 @@ impl<T, H> Prefetch<T, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_match_names_every_engine_that_answered() {
+        let err = |engines: &[EngineKind]| {
+            FanoutError::NoMatch {
+                engines: engines.to_vec(),
+                selection: "--all".into(),
+            }
+            .to_string()
+        };
+        assert!(err(&[EngineKind::Docker])
+            .starts_with("no running container of docker matches --all\n"));
+        assert!(err(&[EngineKind::Docker, EngineKind::Containerd])
+            .starts_with("no running container of docker or containerd matches"));
+        assert!(err(&EngineKind::ALL)
+            .starts_with("no running container of docker, podman or containerd matches"));
+    }
     use clap::Parser;
 
     fn args(argv: &[&str]) -> ExecArgs {

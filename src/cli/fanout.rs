@@ -8,7 +8,7 @@ use clap::Args;
 pub struct FanoutArgs {
     /// Run CMD in every running container that matches: label=KEY[=VALUE], name=PART
     /// or image=IMAGE (repeatable: all must match); the containers of --engine, else
-    /// of the first engine that answers (Docker, Podman, containerd)
+    /// of the first engine with matches (Docker, Podman, containerd)
     #[arg(long, value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
 

@@ -50,7 +50,7 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     };
     if listed.is_empty() {
         return Err(FanoutError::NoMatch {
-            engine: inspector.kind,
+            engines: inspector.answered.clone(),
             selection: fan.selection(),
         }
         .into());
@@ -184,9 +184,10 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
     })
 }
 
-/// The engines that may list the containers, in the order they are tried: the one
-/// named, else every engine, the first that answers listing (and then answering each
-/// session about its own container). Without an engine there are no names or labels.
+/// The engines that may list the containers, in the order they are asked: the one
+/// named, else every engine, the first that answers with matches listing them (and
+/// then answering each session about its own container). Without an engine there
+/// are no names or labels.
 fn engines(settings: &ExecSettings) -> Result<Vec<EngineKind>, EngineError> {
     match settings.engine {
         Selection::Auto => Ok(EngineKind::ALL.to_vec()),
@@ -197,11 +198,13 @@ fn engines(settings: &ExecSettings) -> Result<Vec<EngineKind>, EngineError> {
     }
 }
 
-/// What the inspector hands back first: which engine answered, and the matches.
+/// What the inspector hands back first: the matches, the engine that listed them,
+/// and every engine that answered (with no matches but the last).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Listing {
     engine: EngineKind,
     containers: Vec<ContainerSummary>,
+    answered: Vec<EngineKind>,
 }
 
 /// The child that talks to the engine for the whole fan-out: it lists the matching
@@ -216,6 +219,8 @@ struct Inspector {
     pid: i32,
     /// The engine it talks to.
     kind: EngineKind,
+    /// Every engine that answered the listing.
+    answered: Vec<EngineKind>,
     /// Where sessions send their requests (never read here); None once closed.
     requests: Option<OwnedFd>,
 }
@@ -249,6 +254,7 @@ impl Inspector {
         let mut inspector = Inspector {
             pid,
             kind: kinds[0],
+            answered: Vec::new(),
             requests: Some(requests),
         };
         let bytes = match sys::read_limited(list_r, ANSWER_MAX, "the list of containers") {
@@ -264,6 +270,7 @@ impl Inspector {
         let listing: Listing =
             serde_json::from_slice(&bytes).context("cannot read the list of containers")?;
         inspector.kind = listing.engine;
+        inspector.answered = listing.answered;
         tracing::debug!(engine = %listing.engine, "containers listed");
         Ok(Ok((listing.containers, inspector)))
     }
@@ -304,8 +311,8 @@ impl Drop for Inspector {
     }
 }
 
-/// The inspector's life: list through the first engine of `kinds` that answers,
-/// pass the listing back on `list`, then ask that engine about every listed
+/// The inspector's life: list through the first engine of `kinds` that answers with
+/// matches, pass the listing back on `list`, then ask that engine about every listed
 /// container and answer the sessions' requests on `served`, until every session's
 /// copy of the other end is closed. Returns its exit status.
 fn inspect_all(
@@ -315,7 +322,7 @@ fn inspect_all(
     list: OwnedFd,
     served: OwnedFd,
 ) -> u8 {
-    let (engine, listing) = match list_first_answering(kinds, fan, settings) {
+    let (engine, listing) = match list_first_matching(kinds, fan, settings) {
         Ok(found) => found,
         Err(e) => {
             output::error(&anyhow::Error::from(e));
@@ -370,37 +377,63 @@ fn inspect_all(
     }
 }
 
-/// The matches, listed by the first engine of `kinds` that answers, with that engine.
-/// An engine that does not answer is passed over while another may; any other
-/// error is the answer.
-fn list_first_answering(
+/// The matches, listed by the first engine of `kinds` that has any, with that
+/// engine; with none, an empty listing from the last engine that answered. As when
+/// a single target is looked up, an engine that does not answer is passed over
+/// (one that hangs, with a word on stderr) while another may; any other error is
+/// the answer.
+fn list_first_matching(
     kinds: &[EngineKind],
     fan: &FanoutSettings,
     settings: &ExecSettings,
 ) -> Result<(Box<dyn Engine>, Listing), EngineError> {
     let mut silent = None;
+    let mut empty = None;
+    let mut answered = Vec::new();
     for &kind in kinds {
-        let listed = engine::connect(kind, &settings.endpoints).and_then(|engine| {
-            let containers = engine.list(&fan.filters)?;
-            Ok((
-                engine,
-                Listing {
-                    engine: kind,
-                    containers,
-                },
-            ))
-        });
+        let listed = engine::connect(kind, &settings.endpoints)
+            .and_then(|engine| Ok((engine.list(&fan.filters)?, engine)));
         match listed {
+            Ok((containers, engine)) => {
+                answered.push(kind);
+                if !containers.is_empty() {
+                    let listing = Listing {
+                        engine: kind,
+                        containers,
+                        answered,
+                    };
+                    return Ok((engine, listing));
+                }
+                empty = Some((engine, kind));
+            }
             Err(e) if e.no_answer() && kinds.len() > 1 => {
+                if matches!(e, EngineError::Timeout { .. }) {
+                    let text = e.to_string();
+                    output::notice(format!(
+                        "{}; asking the next engine",
+                        text.split("\nhint:").next().unwrap_or(&text)
+                    ));
+                }
                 tracing::debug!(engine = %kind, error = %e, "engine passed over");
                 silent.get_or_insert(e);
             }
-            other => return other,
+            Err(e) => return Err(e),
         }
     }
-    Err(silent.unwrap_or(EngineError::Unsupported {
-        what: "--filter and --all",
-    }))
+    match (empty, silent) {
+        (Some((engine, kind)), _) => Ok((
+            engine,
+            Listing {
+                engine: kind,
+                containers: Vec::new(),
+                answered,
+            },
+        )),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(EngineError::Unsupported {
+            what: "--filter and --all",
+        }),
+    }
 }
 
 /// Take the requests the sessions have sent (each a container ID with the pipe for

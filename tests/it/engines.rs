@@ -682,8 +682,9 @@ fn ctr_runs_a_dlx_built_image_and_dlx_enters_it() {
 
 /// Fan-out through containerd's own API: `--engine containerd --filter` selects by
 /// containerd's labels, names and image references, and each session gets its own
-/// container's OCI spec. Without `--engine` the first engine that answers (Docker)
-/// lists, and the message names it when nothing matches.
+/// container's OCI spec. Without `--engine` the first engine with matches lists
+/// them (Docker answers first, with none), and the message names every engine
+/// asked when none has any.
 #[test]
 fn fan_out_through_containerd() {
     let tag = std::process::id();
@@ -748,11 +749,17 @@ fn fan_out_through_containerd() {
     ]);
     assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
 
-    // Docker answers first and has none of them.
-    let out = exec(&["--filter", &filter, "--", "/probe", "id"]);
-    assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
+    // Docker answers first and has none of them: containerd lists them.
+    let found = ok(&exec(&["--filter", &filter, "--", "/probe", "env"]));
     assert!(
-        stderr(&out).contains("no running container of docker matches"),
+        found.contains(&format!("default/fan-b-{tag} | WHO=b")),
+        "{found}"
+    );
+    let out = exec(&["--filter", "label=dlx-it-nobody", "--", "/probe", "id"]);
+    assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("no running container of docker") && said.contains("or containerd matches"),
         "{}",
         describe(&out)
     );
