@@ -699,16 +699,19 @@ fn fan_out_through_containerd() {
         &["--label", &label, "--label", &named("b"), "--env", "WHO=b"],
     );
     let _c = CtrContainer::run_with("fan-c", &["--label", &named("c"), "--env", "WHO=c"]);
+    // `dlx exec --engine containerd --filter F… -- /probe CMD…`
+    let through_containerd = |filters: &[String], cmd: &[&str]| {
+        let mut args = vec!["--engine", "containerd"];
+        for f in filters {
+            args.extend(["--filter", f.as_str()]);
+        }
+        args.push("--");
+        args.push("/probe");
+        args.extend_from_slice(cmd);
+        exec(&args)
+    };
     let filter = format!("label={label}");
-    let env = ok(&exec(&[
-        "--engine",
-        "containerd",
-        "--filter",
-        &filter,
-        "--",
-        "/probe",
-        "env",
-    ]));
+    let env = ok(&through_containerd(std::slice::from_ref(&filter), &["env"]));
     for (who, listed) in [("a", true), ("b", true), ("c", false)] {
         let line = format!("default/fan-{who}-{tag} | WHO={who}");
         assert_eq!(env.lines().any(|l| l == line), listed, "{line}:\n{env}");
@@ -720,33 +723,14 @@ fn fan_out_through_containerd() {
     );
 
     // By name and image reference: only c.
-    let image = ctr_image();
-    let out = exec(&[
-        "--engine",
-        "containerd",
-        "--filter",
-        &format!("name=fan-c-{tag}"),
-        "--filter",
-        &format!("image={image}"),
-        "--",
-        "/probe",
-        "id",
-    ]);
+    let name = format!("name=fan-c-{tag}");
+    let out = through_containerd(&[name.clone(), format!("image={}", ctr_image())], &["id"]);
     assert_eq!(
         ok(&out),
         format!("default/fan-c-{tag} | uid=65532 gid=65532 groups=65532\n")
     );
-    let out = exec(&[
-        "--engine",
-        "containerd",
-        "--filter",
-        &format!("name=fan-c-{tag}"),
-        "--filter",
-        "image=docker.io/library/other:latest",
-        "--",
-        "/probe",
-        "id",
-    ]);
+    let other = "image=docker.io/library/other:latest".to_string();
+    let out = through_containerd(&[name, other], &["id"]);
     assert_eq!(out.status.code(), Some(125), "{}", describe(&out));
 
     // Docker answers first and has none of them: containerd lists them.
