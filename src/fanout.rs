@@ -360,6 +360,19 @@ impl<T, H> Prefetch<T, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    fn args(argv: &[&str]) -> ExecArgs {
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        let crate::cli::Command::Exec(args) = cli.command else {
+            panic!("not exec")
+        };
+        args
+    }
+
+    fn os(items: &[&str]) -> Vec<OsString> {
+        items.iter().map(OsString::from).collect()
+    }
 
     #[test]
     fn no_match_names_every_engine_that_answered() {
@@ -376,19 +389,6 @@ mod tests {
             .starts_with("no running container of docker or containerd matches"));
         assert!(err(&EngineKind::ALL)
             .starts_with("no running container of docker, podman or containerd matches"));
-    }
-    use clap::Parser;
-
-    fn args(argv: &[&str]) -> ExecArgs {
-        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
-        let crate::cli::Command::Exec(args) = cli.command else {
-            panic!("not exec")
-        };
-        args
-    }
-
-    fn os(items: &[&str]) -> Vec<OsString> {
-        items.iter().map(OsString::from).collect()
     }
 
     #[test]

@@ -203,7 +203,8 @@ impl EngineError {
 /// One condition on the containers to list: `label` is `KEY` or `KEY=VALUE`, `name`
 /// matches part of the name. `image` is the Docker API's ancestor (the image or one
 /// built on it, by reference or ID); containerd knows a container's image reference
-/// only, so there it is that reference (`nginx` meaning `docker.io/library/nginx:latest`).
+/// only, so there it is that reference (`nginx` meaning
+/// `docker.io/library/nginx:latest`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
     Label(String),

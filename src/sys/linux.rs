@@ -1043,6 +1043,7 @@ pub fn cached_program(dir: &Path, name: &str, bytes: &[u8]) -> Result<OwnedFd, S
             .create(dir)
             .map_err(|e| fail("mkdir", e))?;
         let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        // The owner's only while it is written; executable by anybody once whole.
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
