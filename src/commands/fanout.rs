@@ -322,7 +322,9 @@ fn inspect_all(
     list: OwnedFd,
     served: OwnedFd,
 ) -> u8 {
-    let (engine, listing) = match list_first_matching(kinds, fan, settings) {
+    let connect = |kind| engine::connect(kind, &settings.endpoints);
+    let notice = |text| output::notice(text);
+    let (engine, listing) = match list_first_matching(kinds, &fan.filters, &connect, &notice) {
         Ok(found) => found,
         Err(e) => {
             output::error(&anyhow::Error::from(e));
@@ -377,22 +379,23 @@ fn inspect_all(
     }
 }
 
-/// The matches, listed by the first engine of `kinds` that has any, with that
-/// engine; with none, an empty listing from the last engine that answered. As when
-/// a single target is looked up, an engine that does not answer is passed over
-/// (one that hangs, with a word on stderr) while another may; any other error is
-/// the answer.
+/// The containers matching `filters`, listed by the first engine of `kinds` that
+/// has any (connected through `connect`), with that engine; with none, an empty
+/// listing from the last engine that answered. As when a single target is looked
+/// up, an engine that does not answer is passed over while another may (one that
+/// hangs, with a `notice`); any other error is the answer.
 fn list_first_matching(
     kinds: &[EngineKind],
-    fan: &FanoutSettings,
-    settings: &ExecSettings,
+    filters: &[engine::Filter],
+    connect: &dyn Fn(EngineKind) -> Result<Box<dyn Engine>, EngineError>,
+    notice: &dyn Fn(String),
 ) -> Result<(Box<dyn Engine>, Listing), EngineError> {
     let mut silent = None;
     let mut empty = None;
     let mut answered = Vec::new();
-    for &kind in kinds {
-        let listed = engine::connect(kind, &settings.endpoints)
-            .and_then(|engine| Ok((engine.list(&fan.filters)?, engine)));
+    for (i, &kind) in kinds.iter().enumerate() {
+        let listed = connect(kind).and_then(|engine| Ok((engine.list(filters)?, engine)));
+        let next = kinds.get(i + 1);
         match listed {
             Ok((containers, engine)) => {
                 answered.push(kind);
@@ -407,10 +410,10 @@ fn list_first_matching(
                 empty = Some((engine, kind));
             }
             Err(e) if e.no_answer() && kinds.len() > 1 => {
-                if matches!(e, EngineError::Timeout { .. }) {
+                if let (EngineError::Timeout { .. }, Some(next)) = (&e, next) {
                     let text = e.to_string();
-                    output::notice(format!(
-                        "{}; asking the next engine",
+                    notice(format!(
+                        "{}; asking {next}",
                         text.split("\nhint:").next().unwrap_or(&text)
                     ));
                 }
@@ -645,5 +648,73 @@ fn reap(running: &mut [Running]) {
             Ok(_) => {}
             Err(_) => r.end = Some(ExitStatus::Error.code()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fake::{FakeEngine, SilentEngine};
+    use crate::engine::Filter;
+    use std::cell::RefCell;
+
+    /// Docker hung, Podman with nothing that matches, containerd with `web`.
+    fn connect(kind: EngineKind) -> Result<Box<dyn Engine>, EngineError> {
+        let web = FakeEngine::container("k8s.io/web", "w1", 10);
+        Ok(match kind {
+            EngineKind::Docker => Box::new(SilentEngine),
+            EngineKind::Podman => Box::new(FakeEngine::new(Vec::new())),
+            EngineKind::Containerd => Box::new(FakeEngine::new(vec![web]).label("w1", "app=web")),
+        })
+    }
+
+    fn listed(kinds: &[EngineKind], filter: &str) -> (Result<Listing, EngineError>, Vec<String>) {
+        let said = RefCell::new(Vec::new());
+        let filters = [Filter::Label(filter.into())];
+        let got = list_first_matching(kinds, &filters, &connect, &|s| said.borrow_mut().push(s))
+            .map(|(_, listing)| listing);
+        (got, said.into_inner())
+    }
+
+    #[test]
+    fn the_first_engine_with_matches_lists_them_past_a_hung_one() {
+        let (got, said) = listed(&EngineKind::ALL, "app=web");
+        let got = got.unwrap();
+        assert_eq!(got.engine, EngineKind::Containerd);
+        assert_eq!(got.answered, [EngineKind::Podman, EngineKind::Containerd]);
+        assert_eq!(got.containers.len(), 1);
+        assert_eq!(got.containers[0].name, "k8s.io/web");
+        assert_eq!(said.len(), 1);
+        assert!(
+            said[0].ends_with("did not answer within 2 s; asking podman"),
+            "{said:?}"
+        );
+    }
+
+    #[test]
+    fn no_match_anywhere_lists_nothing_and_names_who_answered() {
+        let (got, _) = listed(&EngineKind::ALL, "app=db");
+        let got = got.unwrap();
+        assert!(got.containers.is_empty());
+        assert_eq!(got.answered, [EngineKind::Podman, EngineKind::Containerd]);
+    }
+
+    #[test]
+    fn an_engine_named_is_the_only_one_asked() {
+        // Hung, and named: its silence is the answer, and nobody else is asked.
+        let (got, said) = listed(&[EngineKind::Docker], "app=web");
+        assert!(matches!(got, Err(EngineError::Timeout { .. })));
+        assert!(said.is_empty());
+        let (got, _) = listed(&[EngineKind::Podman], "app=web");
+        let got = got.unwrap();
+        assert!(got.containers.is_empty());
+        assert_eq!(got.answered, [EngineKind::Podman]);
+    }
+
+    #[test]
+    fn a_hung_last_engine_is_not_said_to_pass_the_question_on() {
+        let (got, said) = listed(&[EngineKind::Podman, EngineKind::Docker], "app=web");
+        assert!(got.unwrap().containers.is_empty());
+        assert!(said.is_empty(), "{said:?}");
     }
 }
