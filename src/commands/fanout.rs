@@ -397,7 +397,12 @@ fn list_first_matching(
         let listed = connect(kind).and_then(|engine| Ok((engine.list(filters)?, engine)));
         let next = kinds.get(i + 1);
         match listed {
-            Ok((containers, engine)) => {
+            Ok((mut containers, engine)) => {
+                // Docker's own containers, which its containerd shows in namespace
+                // `moby`, are Docker's to answer for once Docker has answered.
+                if kind == EngineKind::Containerd && answered.contains(&EngineKind::Docker) {
+                    containers.retain(|c| !c.id.starts_with("moby/"));
+                }
                 answered.push(kind);
                 if !containers.is_empty() {
                     let listing = Listing {
@@ -709,6 +714,29 @@ mod tests {
         let got = got.unwrap();
         assert!(got.containers.is_empty());
         assert_eq!(got.answered, [EngineKind::Podman]);
+    }
+
+    #[test]
+    fn dockers_containers_seen_through_its_containerd_are_left_to_docker() {
+        // Docker answers (nothing named "ab"); containerd shows one of Docker's own
+        // in namespace moby, whose ID has "ab" in it.
+        let moby = |docker_answers: bool| {
+            move |kind| -> Result<Box<dyn Engine>, EngineError> {
+                let mut seen = FakeEngine::container("moby/ab12", "moby/ab12", 10);
+                seen.image = String::new();
+                Ok(match kind {
+                    EngineKind::Docker if !docker_answers => Box::new(SilentEngine),
+                    EngineKind::Docker | EngineKind::Podman => Box::new(FakeEngine::new(vec![])),
+                    EngineKind::Containerd => Box::new(FakeEngine::new(vec![seen])),
+                })
+            }
+        };
+        let filters = [Filter::Name("ab".into())];
+        let got = list_first_matching(&EngineKind::ALL, &filters, &moby(true), &|_| {}).unwrap();
+        assert!(got.1.containers.is_empty());
+        // With Docker hung, its containerd is the way to them.
+        let got = list_first_matching(&EngineKind::ALL, &filters, &moby(false), &|_| {}).unwrap();
+        assert_eq!(got.1.containers.len(), 1);
     }
 
     #[test]
