@@ -212,8 +212,8 @@ fn login_uid() -> Option<u32> {
 fn one_line(err: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in err.chain() {
-        let cause = cause.to_string();
-        let body = cause.split("\nhint: ").next().unwrap_or_default().trim();
+        let body = crate::output::without_hint(cause);
+        let body = body.trim();
         if body.is_empty() || text.ends_with(body) {
             continue;
         }

@@ -97,6 +97,12 @@ pub fn info(message: impl Display) {
 }
 
 /// Split `"text\nhint: do this"` into its body and hint.
+/// `message` (an error's text) without its `hint:` line: for saying what went wrong
+/// in the middle of a sentence of dlx's own.
+pub fn without_hint(message: &(impl Display + ?Sized)) -> String {
+    split_hint(&message.to_string()).0.to_string()
+}
+
 fn split_hint(message: &str) -> (&str, Option<&str>) {
     match message.find("\nhint: ") {
         Some(at) => (message[..at].trim_end(), Some(&message[at + 7..])),
@@ -106,7 +112,7 @@ fn split_hint(message: &str) -> (&str, Option<&str>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{printable, split_hint};
+    use super::{printable, split_hint, without_hint};
 
     #[test]
     fn talk_shows_control_characters_escaped() {
@@ -127,6 +133,10 @@ mod tests {
         assert_eq!(
             split_hint("container web is paused\nhint: run `docker unpause web`"),
             ("container web is paused", Some("run `docker unpause web`"))
+        );
+        assert_eq!(
+            without_hint(&"engine hung\nhint: pass --no-engine"),
+            "engine hung"
         );
     }
 }

@@ -167,8 +167,7 @@ fn lookup(name: &str, sources: &Sources<'_>) -> Result<(ContainerInfo, Via), Tar
         if !cgroups::looks_like_id(name) {
             return Err(TargetError::from(why));
         }
-        let why = why.to_string();
-        let why = why.split("\nhint:").next().unwrap_or(&why);
+        let why = crate::output::without_hint(&why);
         (sources.notice)(format!(
             "{why}; looking for {name} in the host's cgroups instead (as with --no-engine)"
         ));
@@ -190,10 +189,9 @@ fn lookup(name: &str, sources: &Sources<'_>) -> Result<(ContainerInfo, Via), Tar
                     Err(EngineError::NotFound { .. }) => answered = true,
                     Err(e) if e.no_answer() => {
                         if matches!(e, EngineError::Timeout { .. }) {
-                            let text = e.to_string();
                             (sources.notice)(format!(
                                 "{}; asking the next engine",
-                                text.split("\nhint:").next().unwrap_or(&text)
+                                crate::output::without_hint(&e)
                             ));
                         }
                         silent.get_or_insert(e);

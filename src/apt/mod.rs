@@ -511,12 +511,11 @@ async fn load_index(
                     }
                     // By-hash was missing and the plain name serves another version.
                     Err(e @ (FetchError::Size { .. } | FetchError::Digest { .. })) if i > 0 => {
-                        let text = e.to_string();
                         return Err(AptError::IndexUnavailable {
                             suite: suite.clone(),
                             arch: arch.to_string(),
                             missing: urls[0].clone(),
-                            detail: text.split("\nhint:").next().unwrap_or(&text).to_string(),
+                            detail: crate::output::without_hint(&e),
                         });
                     }
                     Err(e) => return Err(e.into()),

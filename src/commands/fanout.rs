@@ -416,11 +416,7 @@ fn list_first_matching(
             }
             Err(e) if e.no_answer() && kinds.len() > 1 => {
                 if let (EngineError::Timeout { .. }, Some(next)) = (&e, next) {
-                    let text = e.to_string();
-                    notice(format!(
-                        "{}; asking {next}",
-                        text.split("\nhint:").next().unwrap_or(&text)
-                    ));
+                    notice(format!("{}; asking {next}", output::without_hint(&e)));
                 }
                 tracing::debug!(engine = %kind, error = %e, "engine passed over");
                 silent.get_or_insert(e);

@@ -92,10 +92,9 @@ pub fn gather(
                         tracing::debug!(engine = %kind, error = %e, "engine not listed");
                     }
                     Err(e) => {
-                        let text = e.to_string();
                         notice(format!(
                             "{kind} not listed: {}",
-                            text.split("\nhint:").next().unwrap_or(&text)
+                            crate::output::without_hint(&e)
                         ));
                     }
                 }
