@@ -48,13 +48,6 @@ pub fn run(mut args: ExecArgs) -> Result<ExitStatus> {
         Ok(started) => started,
         Err(status) => return Ok(status),
     };
-    if listed.is_empty() {
-        return Err(FanoutError::NoMatch {
-            engines: inspector.answered.clone(),
-            selection: fan.selection(),
-        }
-        .into());
-    }
     let mut targets = VecDeque::from(listed);
     tracing::info!(count = targets.len(), "fan-out");
     // Found once here, not by every session, and only when the sessions enter the
@@ -219,8 +212,6 @@ struct Inspector {
     pid: i32,
     /// The engine it talks to.
     kind: EngineKind,
-    /// Every engine that answered the listing.
-    answered: Vec<EngineKind>,
     /// Where sessions send their requests (never read here); None once closed.
     requests: Option<OwnedFd>,
 }
@@ -233,9 +224,9 @@ const REQUEST_MAX: usize = 256;
 const ANSWER_MAX: u64 = 64 << 20;
 
 impl Inspector {
-    /// Fork the inspector (which lists through the first of `kinds` that answers) and
-    /// read its listing. `Err`: it failed (and said why) or was killed, and dlx ends
-    /// with that status.
+    /// Fork the inspector (which lists through the first of `kinds` with matches)
+    /// and read its listing, never empty: no match is an error. `Ok(Err)`: it failed
+    /// (and said why) or was killed, and dlx ends with that status.
     fn start(
         kinds: &[EngineKind],
         fan: &FanoutSettings,
@@ -254,7 +245,6 @@ impl Inspector {
         let mut inspector = Inspector {
             pid,
             kind: kinds[0],
-            answered: Vec::new(),
             requests: Some(requests),
         };
         let bytes = match sys::read_limited(list_r, ANSWER_MAX, "the list of containers") {
@@ -269,8 +259,14 @@ impl Inspector {
         };
         let listing: Listing =
             serde_json::from_slice(&bytes).context("cannot read the list of containers")?;
+        if listing.containers.is_empty() {
+            return Err(FanoutError::NoMatch {
+                engines: listing.answered,
+                selection: fan.selection(),
+            }
+            .into());
+        }
         inspector.kind = listing.engine;
-        inspector.answered = listing.answered;
         tracing::debug!(engine = %listing.engine, "containers listed");
         Ok(Ok((listing.containers, inspector)))
     }
