@@ -243,18 +243,21 @@ impl Docker {
     }
 }
 
-/// A client of the engine's unix socket that keeps its connection open between
+/// A client of the engine's unix socket that keeps its connections open between
 /// requests. bollard's own unix client opens a connection per request, and a fan-out
 /// asks once per container: each new connection costs the engine and dlx a socket, a
-/// handshake and a goroutine. The socket path travels hex-encoded as the URI's host,
-/// as in bollard's unix URIs.
+/// handshake and a goroutine. Requests asked at once ([`Docker::ask_each`]) each
+/// take a connection, and every one of them stays open for the next batch (a pool of
+/// one would close all but one after each batch, and open them again for the next).
+/// They all close when dlx ends. The socket path travels hex-encoded as the URI's
+/// host, as in bollard's unix URIs.
 fn unix_client(
     path: &str,
     timeout: u64,
     version: &ClientVersion,
 ) -> Result<bollard::Docker, bollard::errors::Error> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_max_idle_per_host(1)
+        .pool_max_idle_per_host(usize::MAX)
         .build(hyperlocal::UnixConnector);
     let transport = move |request: bollard::BollardRequest| {
         let client = client.clone();
@@ -524,5 +527,23 @@ mod tests {
         // The ping that tells a hung engine apart, the list, two inspects.
         assert_eq!(engine.requests.load(Ordering::SeqCst), 4);
         assert_eq!(engine.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn regression_a_batch_of_inspects_reopened_the_connections_of_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let engine = FakeEngine::start(&socket);
+        let docker = Docker::connect(Some(&format!("unix://{}", socket.display())), None).unwrap();
+        docker.list(&[]).unwrap();
+        // Two batches, as a fan-out's inspector asks them: three at once, each on a
+        // connection (the list's, and two more), which the second batch takes again.
+        for _ in 0..2 {
+            let found = docker.inspect_each(&["a1", "b2", "c3"]);
+            let pids: Vec<i32> = found.into_iter().map(|f| f.unwrap().pid).collect();
+            assert_eq!(pids, [42, 42, 42]);
+        }
+        assert_eq!(engine.requests.load(Ordering::SeqCst), 2 + 6);
+        assert_eq!(engine.connections.load(Ordering::SeqCst), 3);
     }
 }
