@@ -511,12 +511,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_connection_serves_every_request_to_a_unix_socket() {
+    /// A fake engine on a socket in a new directory, and dlx's client of it.
+    fn connected() -> (tempfile::TempDir, FakeEngine, Docker) {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("docker.sock");
         let engine = FakeEngine::start(&socket);
         let docker = Docker::connect(Some(&format!("unix://{}", socket.display())), None).unwrap();
+        (dir, engine, docker)
+    }
+
+    #[test]
+    fn one_connection_serves_every_request_to_a_unix_socket() {
+        let (_dir, engine, docker) = connected();
         let found = docker.list(&[]).unwrap();
         let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["db", "web"]);
@@ -531,10 +537,7 @@ mod tests {
 
     #[test]
     fn regression_a_batch_of_inspects_reopened_the_connections_of_the_last() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("docker.sock");
-        let engine = FakeEngine::start(&socket);
-        let docker = Docker::connect(Some(&format!("unix://{}", socket.display())), None).unwrap();
+        let (_dir, engine, docker) = connected();
         docker.list(&[]).unwrap();
         // Two batches, as a fan-out's inspector asks them: three at once, each on a
         // connection (the list's, and two more), which the second batch takes again.
