@@ -96,13 +96,13 @@ pub fn info(message: impl Display) {
     }
 }
 
-/// Split `"text\nhint: do this"` into its body and hint.
 /// `message` (an error's text) without its `hint:` line: for saying what went wrong
 /// in the middle of a sentence of dlx's own.
 pub fn without_hint(message: &(impl Display + ?Sized)) -> String {
     split_hint(&message.to_string()).0.to_string()
 }
 
+/// Split `"text\nhint: do this"` into its body and hint.
 fn split_hint(message: &str) -> (&str, Option<&str>) {
     match message.find("\nhint: ") {
         Some(at) => (message[..at].trim_end(), Some(&message[at + 7..])),
