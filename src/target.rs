@@ -183,16 +183,13 @@ fn lookup(name: &str, sources: &Sources<'_>) -> Result<(ContainerInfo, Via), Tar
         Selection::Auto => {
             let mut silent: Option<EngineError> = None;
             let mut answered = false;
-            for kind in EngineKind::ALL {
+            for (i, kind) in EngineKind::ALL.into_iter().enumerate() {
                 match ask(kind) {
                     Ok(info) => return Ok((info, Via::Engine(kind))),
                     Err(EngineError::NotFound { .. }) => answered = true,
                     Err(e) if e.no_answer() => {
-                        if matches!(e, EngineError::Timeout { .. }) {
-                            (sources.notice)(format!(
-                                "{}; asking the next engine",
-                                crate::output::without_hint(&e)
-                            ));
+                        if let Some(text) = e.passed_over(EngineKind::ALL.get(i + 1).copied()) {
+                            (sources.notice)(text);
                         }
                         silent.get_or_insert(e);
                     }
@@ -383,6 +380,17 @@ mod tests {
         let (r, said) = go_with("dddd", Selection::Auto, silent, empty);
         assert_eq!(r.unwrap().via, Via::Cgroups);
         assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].ends_with("; asking podman"), "{said:?}");
+    }
+
+    #[test]
+    fn regression_a_hung_last_engine_said_the_next_engine_was_asked() {
+        // Docker does not know it, containerd (the last) hangs: the cgroups are
+        // asked, and only that is said.
+        let (r, said) = go_with("dddd", Selection::Auto, empty, silent);
+        assert_eq!(r.unwrap().via, Via::Cgroups);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("cgroups"), "{said:?}");
     }
 
     #[test]

@@ -391,7 +391,7 @@ fn list_first_matching(
     let mut answered = Vec::new();
     for (i, &kind) in kinds.iter().enumerate() {
         let listed = connect(kind).and_then(|engine| Ok((engine.list(filters)?, engine)));
-        let next = kinds.get(i + 1);
+        let next = kinds.get(i + 1).copied();
         match listed {
             Ok((mut containers, engine)) => {
                 // Docker's own containers, which its containerd shows in namespace
@@ -411,8 +411,8 @@ fn list_first_matching(
                 empty = Some((engine, kind));
             }
             Err(e) if e.no_answer() && kinds.len() > 1 => {
-                if let (EngineError::Timeout { .. }, Some(next)) = (&e, next) {
-                    notice(format!("{}; asking {next}", output::without_hint(&e)));
+                if let Some(text) = e.passed_over(next) {
+                    notice(text);
                 }
                 tracing::debug!(engine = %kind, error = %e, "engine passed over");
                 silent.get_or_insert(e);

@@ -198,6 +198,19 @@ impl EngineError {
             EngineError::Unreachable { .. } | EngineError::Timeout { .. }
         )
     }
+
+    /// What to tell the operator when this engine is passed over for `next`: a
+    /// hung engine is worth a word (an absent one is the usual case), and only
+    /// when another engine is asked after it.
+    pub fn passed_over(&self, next: Option<EngineKind>) -> Option<String> {
+        match (self, next) {
+            (EngineError::Timeout { .. }, Some(next)) => Some(format!(
+                "{}; asking {next}",
+                crate::output::without_hint(self)
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// One condition on the containers to list: `label` is `KEY` or `KEY=VALUE`, `name`
